@@ -114,3 +114,243 @@ def check_function(
         label = f"{name}, case {i} of {len(cases)} (inputs {shapes})"
         check_close(student(*case), reference(*case), name=label, atol=atol, rtol=rtol, quiet=True)
     ok(name)
+
+
+# --------------------------------------------------------------------------- caption data (notebook 07)
+def _plain(x: Any) -> Any:
+    """Tensors and arrays as (nested) lists, tuples as lists: values compared with ``==``."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu()
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    return x
+
+
+def _short(x: Any, limit: int = 120) -> str:
+    text = repr(x)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _difference(actual: Any, expected: Any) -> str:
+    """Where two plain values first differ, in words: length, position, or value."""
+    if isinstance(actual, list) and isinstance(expected, list):
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            if a != e:
+                return f"first difference at position {i}: {_short(a, 60)} instead of {_short(e, 60)}"
+        return f"{len(actual)} items instead of {len(expected)}"
+    return f"got {_short(actual)}, expected {_short(expected)}"
+
+
+def check_same_output(
+    student: Callable[..., Any],
+    reference: Callable[..., Any],
+    cases: Iterable[tuple],
+    name: Optional[str] = None,
+) -> None:
+    """Compare ``student(*case) == reference(*case)`` exactly, for every case.
+
+    The counterpart of :func:`check_function` for results that are not arrays of floats:
+    lists of tokens, token ids, tuples, strings, dicts (tensors are compared as lists).
+    The message shows the failing input and the first position where the outputs differ.
+    """
+    name = name or getattr(student, "__name__", "function")
+    cases = list(cases)
+    for i, case in enumerate(cases, 1):
+        got, want = _plain(student(*case)), _plain(reference(*case))
+        if got is None and want is not None:
+            raise CheckError(
+                f"{name}, case {i} of {len(cases)} (input {_short(case, 80)}): got None, expected {_short(want)} "
+                "(did the function forget to `return`?)"
+            )
+        if type(got) is not type(want):
+            raise CheckError(
+                f"{name}, case {i} of {len(cases)} (input {_short(case, 80)}): returned a "
+                f"{type(got).__name__}, expected a {type(want).__name__}"
+            )
+        if got != want:
+            raise CheckError(
+                f"{name}, case {i} of {len(cases)} (input {_short(case, 80)}): {_difference(got, want)}\n"
+                f"  got      {_short(got)}\n  expected {_short(want)}"
+            )
+    ok(name)
+
+
+def check_vocabulary(
+    itos: Sequence[str],
+    token_lists: Iterable[Sequence[str]],
+    min_freq: int,
+    specials: Sequence[str] = ("<pad>", "<start>", "<end>", "<unk>"),
+    name: str = "vocabulary",
+) -> None:
+    """Check a vocabulary (``itos``: id -> word) against the rule it should follow.
+
+    Special tokens come first, in order (so ``<pad>`` has id 0); then every word that
+    appears at least ``min_freq`` times in ``token_lists``, each once, and no other word.
+    Word order after the specials is a convention and is not checked.
+    """
+    from collections import Counter
+
+    if not isinstance(itos, (list, tuple)) or not all(isinstance(w, str) for w in itos):
+        raise CheckError(f"{name}: expected a list of words (str), got {_short(itos)}")
+    specials = list(specials)
+    if list(itos[: len(specials)]) != specials:
+        raise CheckError(
+            f"{name}: the first {len(specials)} entries must be the special tokens {specials} in that order "
+            f"(so that {specials[0]!r} gets id 0), got {list(itos[: len(specials)])}"
+        )
+    counts = Counter(tok for tokens in token_lists for tok in tokens)
+    seen: set[str] = set()
+    for i, word in enumerate(itos):
+        if word in seen:
+            raise CheckError(f"{name}: {word!r} appears twice (second time at id {i}); each word needs one id")
+        seen.add(word)
+    for word in itos[len(specials):]:
+        if counts[word] < min_freq:
+            raise CheckError(
+                f"{name}: {word!r} appears {counts[word]} time(s) in the captions but is in the vocabulary; "
+                f"the threshold keeps words with count >= {min_freq}"
+            )
+    missing = sorted((w for w, c in counts.items() if c >= min_freq and w not in seen), key=lambda w: -counts[w])
+    if missing:
+        raise CheckError(
+            f"{name}: {len(missing)} word(s) with count >= {min_freq} are missing, e.g. "
+            f"{missing[0]!r} ({counts[missing[0]]} times)"
+        )
+    ok(name)
+
+
+def check_padded_batch(
+    captions: Any,
+    lengths: Any,
+    sequences: Sequence[Sequence[int]],
+    pad_id: int = 0,
+    name: str = "padded batch",
+) -> None:
+    """Check ``captions (batch, max_len)`` and ``lengths (batch,)`` made from ``sequences``.
+
+    Both must be ``torch.long`` tensors (embeddings and the loss need integer ids); row
+    ``i`` holds ``sequences[i]`` followed by ``pad_id`` up to the longest sequence of the
+    batch, and ``lengths[i] == len(sequences[i])``.
+    """
+    import torch
+
+    for label, t in (("captions", captions), ("lengths", lengths)):
+        if not isinstance(t, torch.Tensor):
+            raise CheckError(f"{name}: {label} is a {type(t).__name__}, expected a torch tensor")
+        if t.dtype != torch.long:
+            raise CheckError(f"{name}: {label} has dtype {t.dtype}; token ids and lengths must be torch.long")
+    want_lengths = [len(s) for s in sequences]
+    expected_shape = (len(sequences), max(want_lengths, default=0))
+    if tuple(captions.shape) != expected_shape:
+        raise CheckError(
+            f"{name}: captions has shape {tuple(captions.shape)}, expected {expected_shape} "
+            "(batch, length of the longest caption in this batch)"
+        )
+    if lengths.tolist() != want_lengths:
+        raise CheckError(f"{name}: lengths {lengths.tolist()}, expected {want_lengths}")
+    for i, seq in enumerate(sequences):
+        row = captions[i].tolist()
+        if row[: len(seq)] != list(seq):
+            raise CheckError(f"{name}: row {i} starts with {row[: len(seq)]}, expected the sequence {list(seq)}")
+        if any(v != pad_id for v in row[len(seq):]):
+            raise CheckError(f"{name}: row {i} is {row}; after the sequence every position must be {pad_id} (<pad>)")
+    ok(name)
+
+
+# --------------------------------------------------------------------------- optimisers (notebook 03)
+def check_update_rule(
+    update: Callable[..., Any], kind: str, steps: int = 5, name: Optional[str] = None, **hyper: Any
+) -> None:
+    """Step an update *function* (``sgd``, ``momentum``, ``rmsprop`` or ``adam``) and ``torch.optim``
+    side by side on a small problem; fail at the first step where the parameters differ.
+
+    ``hyper`` uses torch's names (``lr``, ``momentum``, ``alpha``, ``eps``, ``betas``). A
+    wrong first step points at the equation; a right first step followed by a wrong one
+    points at the state (moving averages, step count) not carried between steps.
+    """
+    from course_utils.optimizers import functional_trajectory, torch_trajectory
+
+    name = name or getattr(update, "__name__", "update")
+    try:
+        got = functional_trajectory(update, kind, steps, **hyper)
+    except TypeError as err:
+        raise CheckError(f"{name}: {err}") from None
+    want = torch_trajectory(kind, steps, **hyper)
+    for i, (g, w) in enumerate(zip(got, want), 1):
+        try:
+            check_close(g, w, name=f"{name}, parameter after step {i} of {steps}", atol=1e-9, rtol=1e-7, quiet=True)
+        except CheckError as err:
+            hint = (
+                "the update equation itself differs from torch.optim (check each term, and where eps goes)"
+                if i == 1
+                else "step 1 is right, so the equation is fine, but the state (moving averages, step count t) "
+                "is not carried correctly from one step to the next"
+            )
+            raise CheckError(f"{err}\n  hint: {hint}") from None
+    ok(f"{name} (matches torch.optim over {steps} steps)")
+
+
+# --------------------------------------------------------------------------- captioner (notebooks 08-10)
+def check_attention_weights(
+    alpha: Any, shape: Optional[Sequence[int]] = None, name: str = "attention weights", atol: float = 1e-5
+) -> None:
+    """Check attention weights ``alpha (..., num_pixels)``: a probability distribution over
+    the regions (last axis) for every image and step: no negative weight, each row sums to 1.
+
+    The message names the first bad row and, when the rows do not sum to 1 but the
+    columns do, says that the softmax ran over the wrong axis.
+    """
+    if shape is not None:
+        check_shape(alpha, shape, name=name)
+    a = _to_array(alpha, name)
+    if a.ndim == 0 or a.shape[-1] == 0:
+        raise CheckError(f"{name}: expected weights over regions on the last axis, got shape {a.shape}")
+    if np.isnan(a).any():
+        raise CheckError(f"{name}: contains NaN; look for a softmax over -inf everywhere or a division by zero")
+    if (a < -atol).any():
+        where = tuple(int(i) for i in np.argwhere(a < -atol)[0])
+        raise CheckError(f"{name}: weight {a[where]:.4g} at {where} is negative; weights come out of a softmax")
+    sums = a.sum(axis=-1)
+    bad = np.argwhere(~np.isclose(sums, 1.0, atol=atol)) if sums.ndim else np.argwhere([not np.isclose(sums, 1.0)])
+    if len(bad):
+        row = tuple(int(i) for i in bad[0]) if sums.ndim else ()
+        hint = "normalise over the regions: softmax(scores, dim=-1 or dim=1 for (batch, num_pixels))"
+        if a.ndim >= 2 and np.allclose(a.sum(axis=0), 1.0, atol=atol):
+            hint = "the weights sum to 1 over the first axis (the batch): the softmax ran over the wrong dimension"
+        raise CheckError(f"{name}: row {row} sums to {float(sums[row]):.4g}, expected 1 ({len(bad)} of "
+                         f"{sums.size} rows off); {hint}")  # fmt: skip
+    ok(name)
+
+
+def load_student_weights(student: Any, reference: Any, name: str = "weights") -> None:
+    """Copy the parameters of the ``student``'s module into the package's ``reference`` module.
+
+    Both are ``torch.nn.Module``; parameter names and shapes must match (the exercise
+    gives the names in ``__init__``). Used to compare a hand-written module with the
+    package's version on the same weights. A mismatch raises :class:`CheckError` naming
+    the missing, unexpected or mis-shaped parameters.
+    """
+    import torch
+
+    if not isinstance(student, torch.nn.Module):
+        raise CheckError(f"{name}: expected a torch.nn.Module, got {type(student).__name__}")
+    mine, theirs = student.state_dict(), reference.state_dict()
+    missing = sorted(set(theirs) - set(mine))
+    extra = sorted(set(mine) - set(theirs))
+    shapes = [f"{k} {tuple(mine[k].shape)} instead of {tuple(theirs[k].shape)}"
+              for k in sorted(set(mine) & set(theirs)) if mine[k].shape != theirs[k].shape]  # fmt: skip
+    problems = []
+    if missing:
+        problems.append(f"missing {', '.join(missing)}")
+    if extra:
+        problems.append(f"unexpected {', '.join(extra)}")
+    if shapes:
+        problems.append(f"wrong shape: {'; '.join(shapes)}")
+    if problems:
+        raise CheckError(f"{name}: the module's parameters do not match the package's ({' | '.join(problems)}); "
+                         "keep the layer names and sizes given in __init__")  # fmt: skip
+    reference.load_state_dict(mine)
