@@ -1,0 +1,264 @@
+"""A Jupyter kernel that runs one piece of code at a time, with a hard deadline.
+
+This talks to the kernel with ``jupyter_client`` directly rather than through nbclient's
+``NotebookClient``, because grading needs three things nbclient does not give: a cell
+that ignores the interrupt must not hang the run forever (here the kernel is killed),
+a dead kernel must be noticed within a second rather than after the cell timeout, and a
+crashed kernel must be replaced in the middle of a notebook.
+
+    with Kernel(cwd="scratch/alice") as k:
+        r = k.run("1 / 0", timeout=10)
+        r.status, r.ename   # ("error", "ZeroDivisionError")
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Mapping, Optional
+
+from jupyter_client import KernelManager
+
+MAX_OUTPUT = 20_000  # characters of stdout/stderr kept per run (a print loop must not eat memory)
+POLL = 0.5  # seconds between liveness checks while a cell is quiet
+GRACE = 5.0  # seconds a cell gets to stop after an interrupt before the kernel is killed
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+_SIGNALS = {  # exit codes of a kernel killed by a signal, in words
+    -9: ", killed by the system: usually out of memory",
+    -11: ", a segmentation fault: a crash inside compiled code",
+    -6: ", aborted by compiled code",
+}
+
+
+# Set to make every running Kernel.run return at once (the grader's Ctrl-C); see files.parallel_map.
+STOP = threading.Event()
+
+
+class KernelStartError(RuntimeError):
+    """The kernel process could not be started (a problem of the grading machine, not of a student)."""
+
+
+@dataclass
+class RunResult:
+    """What happened to one piece of code."""
+
+    status: str  # "ok", "error" (an exception), "timeout", "dead" (the kernel died); Session adds "skipped"
+    ename: str = ""  # exception class name, e.g. "ZeroDivisionError"
+    evalue: str = ""  # exception message
+    traceback: str = ""  # plain text, colours removed
+    output: str = ""  # stdout, stderr and text results, the last MAX_OUTPUT characters
+    seconds: float = 0.0
+    kernel_lost: bool = False  # the kernel died or was killed: restart it before running more
+
+    @property
+    def error(self) -> str:
+        """``"ZeroDivisionError: division by zero"``, or "" when there was no exception."""
+        return f"{self.ename}: {self.evalue}" if self.ename else ""
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+class _Collector:
+    """Gathers the IOPub messages of one execute request."""
+
+    def __init__(self) -> None:
+        self.output, self.ename, self.evalue, self.traceback = "", "", "", ""
+
+    def add(self, msg: dict[str, Any]) -> bool:
+        """Record one message; True once the kernel reports it is idle again."""
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "stream":
+            self._append(content.get("text", ""))
+        elif kind in ("execute_result", "display_data"):
+            text = content.get("data", {}).get("text/plain", "")
+            self._append(text + "\n" if text else "")
+        elif kind == "error":
+            self.ename, self.evalue = content.get("ename", ""), content.get("evalue", "")
+            self.traceback = strip_ansi("\n".join(content.get("traceback", [])))
+        return kind == "status" and content.get("execution_state") == "idle"
+
+    def _append(self, text: str) -> None:
+        self.output = (self.output + text)[-MAX_OUTPUT:]
+
+
+class Kernel:
+    """One IPython kernel in a subprocess whose working directory is ``cwd``.
+
+    ``env`` is the kernel's whole environment (default: this process's). What the kernel
+    prints to its own stdout/stderr (a segfault message, say) goes to ``log_path``.
+    """
+
+    def __init__(
+        self,
+        cwd: os.PathLike | str,
+        env: Optional[Mapping[str, str]] = None,
+        kernel_name: str = "python3",
+        startup_timeout: float = 60.0,
+        log_path: Optional[os.PathLike | str] = None,
+    ):
+        self.cwd, self.env = str(cwd), dict(os.environ if env is None else env)
+        self.kernel_name, self.startup_timeout = kernel_name, startup_timeout
+        self.log_path = Path(log_path) if log_path else None
+        self.km: Optional[KernelManager] = None
+        self.kc: Any = None
+        self._log: Optional[IO[bytes]] = None
+
+    # ------------------------------------------------------------------ life cycle
+    def start(self, attempts: int = 2) -> None:
+        """Start the kernel; a second attempt covers a port taken between choosing and binding it."""
+        for attempt in range(attempts):
+            try:
+                return self._start()
+            except KernelStartError:
+                if attempt == attempts - 1:
+                    raise
+
+    def _start(self) -> None:
+        self.km = KernelManager(kernel_name=self.kernel_name)
+        sink: Any = subprocess.DEVNULL
+        if self.log_path:
+            self._log = open(self.log_path, "wb")  # kept open while the kernel lives
+            sink = self._log
+        try:
+            # An in-memory history: parallel kernels sharing ~/.ipython's sqlite file lock each other.
+            self.km.start_kernel(cwd=self.cwd, env=self.env, stdout=sink, stderr=sink,
+                                 extra_arguments=["--HistoryManager.hist_file=:memory:"])
+            self.kc = self.km.client()
+            self.kc.start_channels()
+            self.kc.wait_for_ready(timeout=self.startup_timeout)
+        except Exception as err:
+            self.shutdown()
+            raise KernelStartError(f"could not start the {self.kernel_name!r} kernel in {self.cwd}: {err}") from err
+
+    def shutdown(self) -> None:
+        """Kill the kernel (and its children) and release its ports; safe to call twice."""
+        try:
+            if self.kc is not None:
+                self.kc.stop_channels()
+        except Exception:  # channels of a dead kernel may complain; the kill below matters
+            pass
+        try:
+            if self.km is not None and self.km.has_kernel:
+                self.km.shutdown_kernel(now=True)
+        except Exception:  # a kernel already gone is what we want
+            pass
+        self.kc, self.km = None, None
+        if self._log:
+            self._log.close()
+            self._log = None
+
+    def restart(self) -> None:
+        """A fresh kernel in place of a dead or killed one (all variables are lost)."""
+        self.shutdown()
+        self.start()
+
+    def __enter__(self) -> Kernel:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    def is_alive(self) -> bool:
+        return self.km is not None and self.km.is_alive()
+
+    def exit_code(self) -> Optional[int]:
+        """The kernel process's exit code once it died (-9: killed, often for lack of memory)."""
+        process = getattr(getattr(self.km, "provisioner", None), "process", None)
+        return process.poll() if process is not None else None
+
+    def log_tail(self) -> str:
+        """What the kernel process printed itself before dying, e.g. 'Fatal Python error: Segmentation fault'."""
+        if not self.log_path or not self.log_path.exists():
+            return ""
+        text = self.log_path.read_bytes()[-20_000:].decode("utf-8", "replace")
+        lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("[IPKernelApp]")]
+        fatal = [line for line in lines if line.startswith("Fatal Python error")]
+        return (fatal or lines[-1:] or [""])[0][:300]
+
+    # ------------------------------------------------------------------ running code
+    def run(self, code: str, timeout: float) -> RunResult:
+        """Run ``code`` and wait at most ``timeout`` seconds for it.
+
+        On timeout the kernel is interrupted (KeyboardInterrupt); if the code still does
+        not stop within GRACE seconds the kernel is killed and ``kernel_lost`` is set.
+        """
+        if not self.is_alive():
+            return RunResult("dead", evalue="the kernel is not running", kernel_lost=True)
+        start = time.monotonic()
+        msg_id = self.kc.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
+        got = _Collector()
+        idle = self._wait_idle(msg_id, got, start + timeout)
+        if STOP.is_set():
+            self.shutdown()
+            return RunResult("skipped", evalue="grading was interrupted", kernel_lost=True)
+        if not self.is_alive():
+            return self._dead(got, time.monotonic() - start)
+        if not idle:
+            return self._after_timeout(msg_id, got, timeout, start)
+        if not self._wait_reply(msg_id) and not got.ename:
+            got.ename, got.evalue = "NoReply", "the kernel went idle without replying"
+        status = "error" if got.ename else "ok"
+        return RunResult(status, got.ename, got.evalue, got.traceback, got.output, time.monotonic() - start)
+
+    def _wait_idle(self, msg_id: str, got: _Collector, deadline: float) -> bool:
+        """Read IOPub until the kernel is idle after ``msg_id`` (True), the deadline (False) or its death."""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or STOP.is_set():
+                return False
+            try:
+                msg = self.kc.get_iopub_msg(timeout=min(POLL, remaining))
+            except queue.Empty:
+                if not self.is_alive():
+                    return True  # dead: the caller sees it
+                continue
+            if msg.get("parent_header", {}).get("msg_id") == msg_id and got.add(msg):
+                return True
+
+    def _wait_reply(self, msg_id: str, timeout: float = 5.0) -> bool:
+        """Consume the shell reply of ``msg_id`` (older replies of interrupted runs are skipped)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                reply = self.kc.get_shell_msg(timeout=POLL)
+            except queue.Empty:
+                if not self.is_alive():
+                    return False
+                continue
+            if reply.get("parent_header", {}).get("msg_id") == msg_id:
+                return True
+        return False
+
+    def _after_timeout(self, msg_id: str, got: _Collector, timeout: float, start: float) -> RunResult:
+        try:
+            self.km.interrupt_kernel()
+        except Exception:  # the kernel died meanwhile: it will not stop by itself
+            pass
+        stopped = self._wait_idle(msg_id, got, time.monotonic() + GRACE) and self.is_alive()
+        if stopped:
+            self._wait_reply(msg_id)
+        else:
+            self.shutdown()
+        why = "interrupted" if stopped else f"ignored the interrupt for {GRACE:g} s and the kernel was killed"
+        return RunResult("timeout", "TimeoutError", f"still running after {timeout:g} s ({why})", "",
+                         got.output, time.monotonic() - start, kernel_lost=not stopped)
+
+    def _dead(self, got: _Collector, seconds: float) -> RunResult:
+        code, tail = self.exit_code(), self.log_tail()
+        detail = f"the kernel died (exit code {code})" if code is not None else "the kernel died"
+        detail += _SIGNALS.get(code, "")
+        if tail:
+            detail += f"; it printed: {tail}"
+        self.shutdown()
+        return RunResult("dead", "DeadKernel", detail, "", got.output, seconds, kernel_lost=True)

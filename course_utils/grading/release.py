@@ -1,0 +1,162 @@
+"""``python -m course_utils release SRC_DIR OUT_DIR``: student notebooks and a grader key from masters.
+
+For every master notebook ``SRC_DIR/*.ipynb`` it writes
+
+* ``OUT_DIR/student/<name>.ipynb``: each solution replaced by ``# YOUR CODE HERE`` and
+  ``raise NotImplementedError()`` (written answers by ``YOUR ANSWER HERE``), hidden tests
+  removed, outputs cleared, exercise ids (the nbgrader metadata) kept;
+* ``OUT_DIR/grader/``: the key ``grade`` reads (exercise list, points, hidden tests), see
+  :mod:`course_utils.grading.key`. It stays with the teachers.
+
+Nothing is written unless every master is valid: a master with unbalanced or nested
+markers, a marker outside a code cell or duplicate exercise ids is refused, naming the
+notebook and the cell. Then, unless ``--no-check``, each student notebook is executed up
+to its first exercise (in fast mode) to prove that it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+import nbformat
+
+from .execute import CellResult, ExecutionResult, execute_notebook, kernel_env, read_notebook
+from .files import default_workers, parallel_map, write_atomic
+from .key import save_key
+from .markers import MarkerError, Master, leaks, parse_master, student_notebook
+
+
+@dataclass
+class Release:
+    """What :func:`release` wrote."""
+
+    masters: list[Master]
+    student_dir: Path
+    grader_dir: Path
+
+
+def find_masters(src_dir: Union[str, os.PathLike]) -> list[Path]:
+    """The notebooks directly in ``src_dir``, sorted by name."""
+    src = Path(src_dir)
+    if not src.is_dir():
+        raise ValueError(f"{src}: no such folder of master notebooks")
+    paths = sorted(src.glob("*.ipynb"))
+    if not paths:
+        raise ValueError(f"{src}: no .ipynb notebooks in this folder")
+    return paths
+
+
+def build(paths: list[Path]) -> list[tuple[Master, object]]:
+    """Parse and check every master, make its student version; raise MarkerError listing all problems."""
+    problems: list[str] = []
+    built = []
+    for path in paths:
+        try:
+            nb = read_notebook(path)
+            master = parse_master(nb, path.name)
+        except MarkerError as err:
+            problems += err.problems
+            continue
+        except ValueError as err:
+            problems.append(str(err))
+            continue
+        student = student_notebook(nb)
+        leaked = leaks(nb, student)
+        if leaked:  # e.g. a solution copied into cell metadata or an attachment
+            problems.append(f"{path.name}: the student version would still contain {leaked[0]!r} "
+                            f"(and {len(leaked) - 1} more secret lines); remove it from metadata/attachments")
+        built.append((master, student))
+    if problems:
+        raise MarkerError(problems)
+    return built
+
+
+def release(src_dir: Union[str, os.PathLike], out_dir: Union[str, os.PathLike]) -> Release:
+    """Write ``OUT_DIR/student`` and ``OUT_DIR/grader`` (replacing earlier ones) from the masters."""
+    paths = find_masters(src_dir)
+    out = Path(out_dir)
+    if out.resolve() == Path(src_dir).resolve():
+        raise ValueError(f"{out}: the output folder must differ from the folder of masters")
+    built = build(paths)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out, prefix=".release-"))
+    try:  # build both folders aside, then swap them in: a failed release leaves the old one intact
+        for master, student in built:
+            write_atomic(tmp / "student" / master.name, nbformat.writes(student))
+        save_key([m for m, _ in built], tmp / "grader")
+        for sub in ("student", "grader"):
+            if (out / sub).exists():
+                shutil.rmtree(out / sub)
+            os.replace(tmp / sub, out / sub)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return Release([m for m, _ in built], out / "student", out / "grader")
+
+
+# --------------------------------------------------------------------------- the check
+def _check_job(job: tuple[str, Optional[int], float, dict]) -> ExecutionResult:
+    """Run a student notebook up to its first exercise."""
+    path, first, cell_timeout, env = job
+    return execute_notebook(path, env=env, cell_timeout=cell_timeout, stop_on_error=True, upto=first)
+
+
+def check_student_versions(
+    rel: Release, workers: int = 1, cell_timeout: float = 300.0, fast: bool = True
+) -> list[ExecutionResult]:
+    """Execute each student notebook up to its first exercise (all of it if it has none)."""
+    env = kernel_env({"COURSE_FAST": "1"} if fast else {}, workers=workers)
+    jobs = [(str(rel.student_dir / m.name), m.first_exercise, cell_timeout, env) for m in rel.masters]
+    results = []
+    for job, result in parallel_map(_check_job, jobs, workers, desc="check", label=lambda j: Path(j[0]).name):
+        if isinstance(result, Exception):
+            failed = CellResult(index=-1, status="error", message=f"the check could not run: {result}")
+            result = ExecutionResult(name=Path(job[0]).name, cells=[failed])
+        results.append(result)
+    return sorted(results, key=lambda r: r.name)
+
+
+# --------------------------------------------------------------------------- command line
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("src", metavar="SRC_DIR", help="folder of master notebooks, e.g. notebooks")
+    parser.add_argument("out", metavar="OUT_DIR", help="writes OUT_DIR/student and OUT_DIR/grader (replaced)")
+    parser.add_argument("--no-check", action="store_true",
+                        help="do not execute the student notebooks up to their first exercise")
+    parser.add_argument("--workers", type=int, default=default_workers(), help="notebooks checked at once")
+    parser.add_argument("--cell-timeout", type=float, default=300.0, help="seconds per cell during the check")
+    parser.add_argument("--full", action="store_true", help="check in full mode instead of fast mode")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        rel = release(args.src, args.out)
+    except MarkerError as err:
+        print(f"release refused: {len(err.problems)} problem(s), nothing written", file=sys.stderr)
+        for line in err.problems:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    exercises = [e for m in rel.masters for e in m.exercises]
+    print(f"released {len(rel.masters)} notebook(s), {len(exercises)} exercise(s), "
+          f"{sum(e.points for e in exercises):g} points")
+    print(f"  student versions: {rel.student_dir}")
+    print(f"  grader key (keep it private): {rel.grader_dir}")
+    if args.no_check:
+        return 0
+    failed = 0
+    for result in check_student_versions(rel, args.workers, args.cell_timeout, fast=not args.full):
+        if result.ok:
+            print(f"  ok   {result.name}: {len(result.cells)} cell(s) before the first exercise run "
+                  f"({result.seconds:.1f} s)")
+        else:
+            failed += 1
+            print(f"  FAIL {result.describe(limit=1)}")
+    return 1 if failed else 0
