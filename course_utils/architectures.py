@@ -1,0 +1,170 @@
+"""Classic CNN architectures, measured rather than quoted (notebook 04).
+
+Slides quote "AlexNet: 60M parameters", "VGG: 138M parameters, about 500 MB". Here we
+*measure* such numbers on the real torchvision models: every model is built with
+``weights=None`` on PyTorch's ``meta`` device, where tensors have a shape but no data.
+Building and running ResNet-152 there takes a fraction of a second and no memory, and
+the parameter counts and output shapes are exactly those of the real model.
+
+* :func:`layer_table` is PyTorch's answer to Keras' ``model.summary()``: one row per
+  layer with its output shape and parameter count, measured with forward hooks.
+* :func:`describe` and :func:`architecture_table` summarise whole models.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+import pandas as pd
+import torch
+import torchvision.models as tvm
+from torch import nn
+
+
+class LeNet5(nn.Module):
+    """LeNet-5 (LeCun et al., 1998): the first CNN of the slides.
+
+    Written by hand because torchvision does not ship it. Average pooling and tanh,
+    as in the original; input ``(batch, 1, 32, 32)`` grey digits -> ``(batch, 10)`` logits.
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 6, kernel_size=5),  # (batch, 6, 28, 28)
+            nn.Tanh(),
+            nn.AvgPool2d(2),  # (batch, 6, 14, 14)
+            nn.Conv2d(6, 16, kernel_size=5),  # (batch, 16, 10, 10)
+            nn.Tanh(),
+            nn.AvgPool2d(2),  # (batch, 16, 5, 5)
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(),  # (batch, 400)
+            nn.Linear(16 * 5 * 5, 120),
+            nn.Tanh(),
+            nn.Linear(120, 84),
+            nn.Tanh(),
+            nn.Linear(84, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, in_channels, 32, 32)`` -> ``(batch, num_classes)`` logits."""
+        return self.classifier(self.features(x))
+
+
+# name -> (year, builder, input size the model was designed for). Builders take no
+# weights: we never download anything to count parameters.
+CLASSIC: dict[str, tuple[int, Callable[[], nn.Module], int]] = {
+    "LeNet-5": (1998, lambda: LeNet5(), 32),
+    "AlexNet": (2012, lambda: tvm.alexnet(weights=None), 224),
+    "VGG-16": (2014, lambda: tvm.vgg16(weights=None), 224),
+    "VGG-19": (2014, lambda: tvm.vgg19(weights=None), 224),
+    "GoogLeNet": (2014, lambda: tvm.googlenet(weights=None, aux_logits=False, init_weights=False), 224),
+    "ResNet-50": (2015, lambda: tvm.resnet50(weights=None), 224),
+    "ResNet-152": (2015, lambda: tvm.resnet152(weights=None), 224),
+    "DenseNet-121": (2016, lambda: tvm.densenet121(weights=None), 224),
+    "MobileNetV2": (2018, lambda: tvm.mobilenet_v2(weights=None), 224),
+    "EfficientNet-B0": (2019, lambda: tvm.efficientnet_b0(weights=None), 224),
+}
+
+
+def build_on_meta(builder: Callable[[], nn.Module]) -> nn.Module:
+    """Build a model on the ``meta`` device: real shapes, no memory, no initialisation cost."""
+    with torch.device("meta"):
+        return builder().eval()
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of scalar parameters (weights and biases), optionally only those with ``requires_grad``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+def layer_table(model: nn.Module, input_shape: Sequence[int]) -> pd.DataFrame:
+    """One row per leaf layer, in execution order: name, type, output shape, parameters.
+
+    ``input_shape`` includes the batch, e.g. ``(1, 3, 64, 64)``. The model runs once on a
+    zero tensor of that shape (on the model's device, so a ``meta`` model costs nothing).
+    Layers used twice appear twice; ``nn.Flatten`` and activations appear with 0 parameters.
+    """
+    rows: list[dict] = []
+    names = {module: name for name, module in model.named_modules()}
+
+    def hook(module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
+        shape = tuple(output.shape) if hasattr(output, "shape") else None
+        params = sum(p.numel() for p in module.parameters(recurse=False))
+        rows.append({"layer": names[module], "type": type(module).__name__, "output shape": shape, "params": params})
+
+    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(*input_shape, device=_device_of(model)))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return pd.DataFrame(rows)
+
+
+def head_input_shape(model: nn.Module, input_shape: Sequence[int]) -> Optional[tuple]:
+    """Shape of the feature map the classifier head sees, e.g. ``(1, 2048, 7, 7)`` for ResNet-50.
+
+    Measured as the last 4-D output of any sub-module (blocks included) other than a
+    global (adaptive) pooling layer: the final feature map before the network pools and
+    flattens it. ``None`` if the model never produces a 4-D tensor.
+    """
+    found: list[tuple] = []
+
+    def hook(module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
+        if getattr(output, "ndim", 0) == 4 and not type(module).__name__.startswith("Adaptive"):
+            found.append(tuple(output.shape))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if m is not model]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(*input_shape, device=_device_of(model)))
+    finally:
+        for h in handles:
+            h.remove()
+    return found[-1] if found else None
+
+
+def describe(name: str, image_size: Optional[int] = None) -> dict:
+    """Measure one model of :data:`CLASSIC`.
+
+    Returns ``year``, ``params`` (count), ``size_mb`` (float32 weights, 4 bytes each),
+    ``weight_layers`` (convolutions + dense layers, the "depth" papers quote),
+    ``input`` and ``output`` shapes, and ``features`` (the shape of the last 4-D
+    activation, i.e. the feature map the classifier head sees).
+    """
+    if name not in CLASSIC:
+        raise KeyError(f"unknown architecture {name!r}; choose from {', '.join(CLASSIC)}")
+    year, builder, default_size = CLASSIC[name]
+    size = image_size or default_size
+    model = build_on_meta(builder)
+    channels = 1 if isinstance(model, LeNet5) else 3
+    table = layer_table(model, (1, channels, size, size))
+    params = count_parameters(model)
+    return {
+        "name": name,
+        "year": year,
+        "params": params,
+        "size_mb": params * 4 / 1e6,
+        "weight_layers": int(table["type"].isin(["Conv2d", "Linear"]).sum()),
+        "input": (1, channels, size, size),
+        "features": head_input_shape(model, (1, channels, size, size)),
+        "output": table["output shape"].iloc[-1],
+    }
+
+
+def architecture_table(names: Optional[Sequence[str]] = None) -> pd.DataFrame:
+    """:func:`describe` for several models (default: all of :data:`CLASSIC`), one row each."""
+    rows = [describe(n) for n in (names or CLASSIC)]
+    return pd.DataFrame(rows).set_index("name")
