@@ -1,0 +1,85 @@
+"""The checks of notebooks 08-10 (captioner): right answers pass, each kind of mistake
+fails with a message that says what is wrong."""
+
+import pytest
+import torch
+import torch.nn as nn
+
+from course_utils.attention import Attention
+from course_utils.checks import CheckError, check_attention_weights, load_student_weights
+
+
+# --------------------------------------------------------------------------- check_attention_weights
+def test_attention_weights_pass(capsys):
+    alpha = torch.softmax(torch.randn(2, 49), dim=1)
+    check_attention_weights(alpha, shape=(2, 49), name="alpha")
+    assert "alpha: correct" in capsys.readouterr().out
+
+
+def test_attention_weights_per_step_pass():
+    check_attention_weights(torch.softmax(torch.randn(3, 5, 9), dim=-1), shape=(3, 5, 9))
+
+
+def test_attention_weights_wrong_shape():
+    with pytest.raises(CheckError, match=r"shape \(2, 48\), expected \(2, 49\)"):
+        check_attention_weights(torch.softmax(torch.randn(2, 48), dim=1), shape=(2, 49))
+
+
+def test_attention_weights_softmax_over_batch_is_named():
+    alpha = torch.softmax(torch.randn(4, 49), dim=0)  # the classic mistake
+    with pytest.raises(CheckError, match="wrong dimension"):
+        check_attention_weights(alpha)
+
+
+def test_attention_weights_unnormalised_row_is_named():
+    alpha = torch.softmax(torch.randn(3, 6), dim=1)
+    alpha[2] *= 0.5
+    with pytest.raises(CheckError, match=r"row \(2,\) sums to 0\.5, expected 1 \(1 of 3 rows off\)"):
+        check_attention_weights(alpha)
+
+
+def test_attention_weights_negative_and_nan():
+    alpha = torch.tensor([[1.5, -0.5], [0.5, 0.5]])
+    with pytest.raises(CheckError, match=r"negative"):
+        check_attention_weights(alpha)
+    with pytest.raises(CheckError, match="NaN"):
+        check_attention_weights(torch.tensor([[float("nan"), 1.0]]))
+
+
+def test_attention_weights_none_is_explained():
+    with pytest.raises(CheckError, match="return"):
+        check_attention_weights(None)
+
+
+# --------------------------------------------------------------------------- load_student_weights
+class Mine(nn.Module):
+    def __init__(self, hidden_dim=8):
+        super().__init__()
+        self.feature_proj = nn.Linear(16, 4)
+        self.hidden_proj = nn.Linear(hidden_dim, 4)
+        self.score = nn.Linear(4, 1)
+
+
+def test_load_student_weights_copies_every_parameter():
+    mine, ref = Mine(), Attention(16, 8, 4)
+    load_student_weights(mine, ref)
+    for (k, a), (k2, b) in zip(mine.state_dict().items(), ref.state_dict().items()):
+        assert k == k2 and torch.equal(a, b)
+
+
+def test_load_student_weights_names_missing_and_unexpected():
+    mine = Mine()
+    mine.scorer = mine.score
+    del mine.score
+    with pytest.raises(CheckError, match=r"missing score\.bias, score\.weight \| unexpected scorer\.bias"):
+        load_student_weights(mine, Attention(16, 8, 4))
+
+
+def test_load_student_weights_names_shapes():
+    with pytest.raises(CheckError, match=r"hidden_proj\.weight \(4, 6\) instead of \(4, 8\)"):
+        load_student_weights(Mine(hidden_dim=6), Attention(16, 8, 4))
+
+
+def test_load_student_weights_refuses_non_module():
+    with pytest.raises(CheckError, match="expected a torch.nn.Module, got function"):
+        load_student_weights(lambda x: x, Attention(16, 8, 4))
