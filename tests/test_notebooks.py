@@ -64,6 +64,10 @@ def test_notebook_executes(path, course_data, monkeypatch):
     monkeypatch.setenv("COURSE_FAST", "1")
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     monkeypatch.setenv("COURSE_DATA", course_data)
+    # One math thread per kernel: the small fast-mode models are overhead-bound, and with
+    # the default (one per core) a kernel slows down several times whenever anything else
+    # runs on the machine.
+    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
                             resources={"metadata": {"path": str(NOTEBOOK_DIR)}})

@@ -1,0 +1,200 @@
+"""From a trained decoder to words: greedy decoding and beam search, batched.
+
+Both work with any decoder exposing
+
+* ``init_state(features) -> state``: a tuple of tensors, every one batch-first;
+* ``step(state, words (batch,)) -> (logits (batch, vocab_size), state, alpha (batch, num_pixels) or None)``,
+
+which :class:`~course_utils.attention.ShowAttendTell` and
+:class:`~course_utils.show_tell.ShowTell` do. Many images are decoded at once: beam
+search keeps ``batch * beam_size`` rows and reorders them with one index per step,
+instead of looping over images (what the seed's notebooks and most tutorials do).
+
+Scores are sums of log-probabilities, accumulated in float64 so that ranking is never
+decided by rounding: with ``beam_size=1`` beam search returns exactly the greedy caption.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import torch
+import torch.nn as nn
+
+
+@dataclass
+class Caption:
+    """One generated caption.
+
+    ``ids``: word ids, without ``<start>`` and ``<end>``; ``alphas (len(ids), num_pixels)``:
+    the attention used for each word (None without attention); ``score``: sum of the
+    log-probabilities of the produced tokens, ``<end>`` included when produced;
+    ``finished``: False when ``max_len`` was reached before ``<end>``.
+    """
+
+    ids: list[int]
+    alphas: Optional[torch.Tensor]
+    score: float
+    finished: bool
+
+    def normalized_score(self, length_penalty: float) -> float:
+        """``score / tokens ** length_penalty`` (0 = raw sum; 1 = mean log-probability per token)."""
+        tokens = len(self.ids) + int(self.finished)
+        return self.score / max(tokens, 1) ** length_penalty
+
+
+@torch.no_grad()
+def greedy_decode(
+    decoder: nn.Module, features: torch.Tensor, start_id: int, end_id: int, max_len: int = 20
+) -> list[Caption]:
+    """The most likely word at every step, for ``features (batch, num_pixels, encoder_dim)``.
+
+    Stops a caption at ``<end>`` or after ``max_len`` tokens; returns one :class:`Caption` per image.
+    """
+    batch = features.shape[0]
+    state = decoder.init_state(features)
+    words = torch.full((batch,), start_id, dtype=torch.long, device=features.device)
+    scores = torch.zeros(batch, dtype=torch.float64, device=features.device)
+    done = torch.zeros(batch, dtype=torch.bool, device=features.device)
+    tokens, alphas = [], []
+    for _ in range(max_len):
+        logits, state, alpha = decoder.step(state, words)
+        logp = torch.log_softmax(logits.float(), dim=1)  # (batch, vocab_size)
+        words = logp.argmax(dim=1)  # (batch,)
+        scores += torch.where(done, 0.0, logp.gather(1, words[:, None])[:, 0].double())
+        tokens.append(words)
+        alphas.append(alpha)
+        done |= words == end_id
+        if bool(done.all()):
+            break
+    tokens_t = torch.stack(tokens, dim=1).cpu()  # (batch, steps)
+    alphas_t = torch.stack(alphas, dim=1).float().cpu() if alphas[0] is not None else None  # (batch, steps, P)
+    captions = []
+    for i in range(batch):
+        row = tokens_t[i].tolist()
+        n = row.index(end_id) if end_id in row else len(row)
+        a = alphas_t[i, :n].clone() if alphas_t is not None else None
+        captions.append(Caption(row[:n], a, float(scores[i]), n < len(row)))
+    return captions
+
+
+@torch.no_grad()
+def beam_search(
+    decoder: nn.Module,
+    features: torch.Tensor,
+    start_id: int,
+    end_id: int,
+    beam_size: int = 3,
+    max_len: int = 20,
+    length_penalty: float = 0.0,
+) -> list[Caption]:
+    """Beam search for every image of ``features (batch, num_pixels, encoder_dim)`` at once.
+
+    Rows ``i * beam_size + k`` hold beam ``k`` of image ``i``. A beam that emits ``<end>``
+    is set aside as a finished caption; an image stops when it has ``beam_size`` of them,
+    and its rows leave the batch. If no beam of an image ends within ``max_len`` tokens
+    (possible with a poorly trained model), its best unfinished beam is returned.
+    The winner maximises ``score / tokens ** length_penalty``.
+    """
+    if beam_size < 1:
+        raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+    batch, k = features.shape[0], beam_size
+    device = features.device
+    state = tuple(s.repeat_interleave(k, dim=0) for s in decoder.init_state(features))  # rows: image-major
+    words = torch.full((batch * k,), start_id, dtype=torch.long, device=device)
+    scores = torch.full((batch, k), float("-inf"), dtype=torch.float64, device=device)
+    scores[:, 0] = 0.0  # all beams start identical: expand only the first one
+    tokens = torch.zeros(batch * k, 0, dtype=torch.long, device=device)  # (rows, t)
+    history: Optional[torch.Tensor] = None  # (rows, t, num_pixels)
+    images = torch.arange(batch)  # which images the rows still belong to
+    finished: list[list[Caption]] = [[] for _ in range(batch)]
+    for t in range(max_len):
+        logits, state, alpha = decoder.step(state, words)
+        logp = torch.log_softmax(logits.float(), dim=1).double()  # (rows, vocab_size)
+        vocab_size = logp.shape[1]
+        n = len(images)
+        top, index = (scores.reshape(-1, 1) + logp).reshape(n, k * vocab_size).topk(k, dim=1)  # (n, k)
+        rows = (torch.arange(n, device=device)[:, None] * k + index // vocab_size).reshape(-1)  # parent rows
+        words = (index % vocab_size).reshape(-1)  # (n * k,)
+        state = tuple(s[rows] for s in state)
+        tokens = torch.cat([tokens[rows], words[:, None]], dim=1)
+        if alpha is not None:
+            step_alpha = alpha[rows].float()[:, None]  # (n * k, 1, num_pixels)
+            history = step_alpha if history is None else torch.cat([history[rows], step_alpha], dim=1)
+        ended = (words == end_id).reshape(n, k) & top.isfinite()
+        for i, j in ended.nonzero().tolist():
+            r = i * k + j
+            a = history[r, :-1].cpu() if history is not None else None
+            finished[int(images[i])].append(Caption(tokens[r, :-1].tolist(), a, float(top[i, j]), True))
+        scores = top.masked_fill(ended, float("-inf"))
+        keep = torch.tensor([len(finished[int(img)]) < k for img in images], device=device)
+        if t == max_len - 1 or not bool(keep.any()):
+            break
+        if not bool(keep.all()):  # drop the images that are done
+            rows = (torch.nonzero(keep)[:, 0:1] * k + torch.arange(k, device=device)).reshape(-1)
+            state, tokens, words = tuple(s[rows] for s in state), tokens[rows], words[rows]
+            history = history[rows] if history is not None else None
+            scores, images = scores[keep], images[keep.cpu()]
+    for i, img in enumerate(images.tolist()):  # max_len reached: unfinished beams are the fallback
+        if not finished[img]:
+            for j in range(k):
+                if bool(scores[i, j].isfinite()):
+                    r = i * k + j
+                    a = history[r].cpu() if history is not None else None
+                    finished[img].append(Caption(tokens[r].tolist(), a, float(scores[i, j]), False))
+    return [max(c, key=lambda cap: cap.normalized_score(length_penalty)) for c in finished]
+
+
+def decode(
+    decoder: nn.Module,
+    features: torch.Tensor,
+    start_id: int,
+    end_id: int,
+    beam_size: int = 1,
+    max_len: int = 20,
+    length_penalty: float = 0.0,
+) -> list[Caption]:
+    """Greedy decoding for ``beam_size == 1``, beam search otherwise."""
+    if beam_size == 1:
+        return greedy_decode(decoder, features, start_id, end_id, max_len)
+    return beam_search(decoder, features, start_id, end_id, beam_size, max_len, length_penalty)
+
+
+@dataclass
+class CaptionResult:
+    """A decoded caption with what evaluation needs: ``words``, the image name, its tokenised
+    ``references`` and ``alphas (len(words), num_pixels)`` (None without attention)."""
+
+    image: str
+    words: list[str]
+    references: list[list[str]]
+    alphas: Optional[torch.Tensor]
+    score: float
+
+
+@torch.no_grad()
+def caption_batches(
+    model: nn.Module,
+    batches: Sequence[Any],
+    vocab: Any,
+    beam_size: int = 1,
+    max_len: int = 20,
+    length_penalty: float = 0.0,
+    device: Optional[torch.device] = None,
+) -> list[CaptionResult]:
+    """Caption every batch ``(inputs, references, names)`` of an evaluation loader.
+
+    ``model`` is a :class:`~course_utils.captioner.Captioner`; ``inputs`` are images or
+    cached features; ``vocab`` turns ids into words. The model is put in eval mode.
+    """
+    model.eval()
+    device = device or next(model.parameters()).device
+    results = []
+    for inputs, references, names in batches:
+        features = model.encode(inputs.to(device))
+        caps = decode(model.decoder, features, vocab.start_id, vocab.end_id, beam_size, max_len, length_penalty)
+        for cap, refs, name in zip(caps, references, names):
+            words = [vocab.itos[i] for i in cap.ids]
+            results.append(CaptionResult(name, words, [list(r) for r in refs], cap.alphas, cap.score))
+    return results

@@ -1,0 +1,94 @@
+"""Checkpoints: round trip, atomic writes, RNG states, and refusal of files that could run code."""
+
+import os
+import pickle
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from course_utils.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+
+
+class Payload:
+    """Unpickling this runs ``os.system``: what a malicious checkpoint would do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_round_trip(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    vocab = ["<pad>", "<start>", "<end>", "<unk>", "a"]
+    path = save_checkpoint(tmp_path / "run" / "last.pt", model=model.state_dict(), config={"decoder": "attention"},
+                           vocab=vocab, epoch=3, history={"val_loss": [1.5]})  # fmt: skip
+    data = load_checkpoint(path)
+    assert data["epoch"] == 3 and data["vocab"][4] == "a" and data["history"]["val_loss"] == [1.5]
+    torch.testing.assert_close(data["model"]["weight"], model.weight)
+    assert [p.name for p in path.parent.iterdir()] == ["last.pt"]  # no temporary file left
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_malicious_pickle_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "course_utils.checkpoint/1", "model": {}, "config": Payload(marker)}, path)
+    with pytest.raises(CheckpointError, match="refused"):
+        load_checkpoint(path)
+    assert not marker.exists()
+    # the same payload as a raw pickle file
+    path.write_bytes(pickle.dumps(Payload(marker)))
+    with pytest.raises(CheckpointError, match="refused|not a readable"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_corrupt_missing_and_foreign_files(tmp_path):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "nothing.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(CheckpointError, match="bad.pt"):
+        load_checkpoint(bad)
+    good = save_checkpoint(tmp_path / "good.pt", model={}, config={})
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="truncated.pt"):
+        load_checkpoint(truncated)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(CheckpointError, match="not a course_utils checkpoint"):
+        load_checkpoint(foreign)
+
+
+def test_failed_save_keeps_the_previous_file(tmp_path):
+    path = save_checkpoint(tmp_path / "last.pt", model={"w": torch.ones(2)}, config={}, epoch=1)
+
+    class Unsaveable:
+        def __reduce__(self):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        save_checkpoint(path, model={}, config={}, epoch=2, broken=Unsaveable())
+    assert load_checkpoint(path)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_rng_states_survive_a_checkpoint(tmp_path):
+    gen = torch.Generator().manual_seed(7)
+    torch.manual_seed(1), np.random.seed(2), random.seed(3)
+    save_checkpoint(tmp_path / "rng.pt", model={}, config={}, rng=rng_state(gen))
+    expected = (torch.rand(3), np.random.rand(3), random.random(), torch.rand(2, generator=gen))
+    torch.manual_seed(99), np.random.seed(99), random.seed(99)
+    gen2 = torch.Generator().manual_seed(0)
+    set_rng_state(load_checkpoint(tmp_path / "rng.pt")["rng"], gen2)
+    got = (torch.rand(3), np.random.rand(3), random.random(), torch.rand(2, generator=gen2))
+    torch.testing.assert_close(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+    assert got[2] == expected[2]
+    torch.testing.assert_close(got[3], expected[3])

@@ -1,0 +1,140 @@
+"""Greedy decoding and batched beam search on small random models."""
+
+import pytest
+import torch
+
+from course_utils.attention import ShowAttendTell
+from course_utils.decoding import Caption, beam_search, decode, greedy_decode
+from course_utils.show_tell import ShowTell
+
+VOCAB, ENC, P, START, END = 20, 12, 9, 1, 2
+
+
+def make(kind, seed=0, end_bias=0.0):
+    torch.manual_seed(seed)
+    if kind == "attention":
+        m = ShowAttendTell(VOCAB, encoder_dim=ENC, embed_dim=8, hidden_dim=16, attention_dim=10)
+    else:
+        m = ShowTell(VOCAB, encoder_dim=ENC, embed_dim=8, hidden_dim=16)
+    with torch.no_grad():
+        m.fc.bias[END] += end_bias  # > 0: captions end early; << 0: they never end
+    return m.eval()
+
+
+class ToyDecoder(torch.nn.Module):
+    """A decoder with varied behaviour (random untrained LSTMs almost always, or never, end at once):
+    next-word scores from a random table indexed by the previous word plus an image bias, and an
+    ``<end>`` score that grows with time at an image-dependent rate. Its "attention" is a softmax
+    of the image bias, so it has the shape of real attention weights."""
+
+    def __init__(self, seed=0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.table = torch.randn(VOCAB, VOCAB, generator=g) * 2
+        self.proj = torch.randn(ENC, VOCAB, generator=g)
+        self.rate = torch.randn(ENC, generator=g)
+
+    def init_state(self, features):
+        mean = features.mean(1)  # (batch, ENC)
+        return mean @ self.proj, torch.sigmoid(mean @ self.rate)[:, None] * 3, torch.zeros(len(features), 1)
+
+    def step(self, state, words):
+        bias, rate, t = state
+        logits = self.table[words] + bias
+        logits[:, END] = logits[:, END] + rate[:, 0] * t[:, 0] - 6
+        return logits, (bias, rate, t + 1), torch.softmax(bias[:, :P], dim=1)
+
+
+def features(n=6, seed=1):
+    return torch.randn(n, P, ENC, generator=torch.Generator().manual_seed(seed))
+
+
+def model(kind, end_bias=0.0):
+    return ToyDecoder(seed=int(end_bias)) if kind == "toy" else make(kind, end_bias=end_bias)
+
+
+@pytest.mark.parametrize("kind", ["attention", "show_tell", "toy"])
+@pytest.mark.parametrize("end_bias", [0.0, 2.0])
+def test_beam_one_is_greedy(kind, end_bias):
+    m, f = model(kind, end_bias), features(12)
+    greedy = greedy_decode(m, f, START, END, max_len=8)
+    beam = beam_search(m, f, START, END, beam_size=1, max_len=8)
+    assert [c.ids for c in beam] == [c.ids for c in greedy]
+    assert [c.finished for c in beam] == [c.finished for c in greedy]
+    for b, g in zip(beam, greedy):
+        assert b.score == pytest.approx(g.score, abs=1e-6)
+        if kind != "show_tell":
+            torch.testing.assert_close(b.alphas, g.alphas)
+    if kind == "toy":
+        assert len({len(c.ids) for c in greedy}) > 2, "the toy decoder should give captions of various lengths"
+
+
+@pytest.mark.parametrize("kind", ["attention", "show_tell", "toy"])
+@pytest.mark.parametrize("beam_size", [2, 4])
+def test_batched_beam_search_equals_image_by_image(kind, beam_size):
+    m, f = model(kind), features(9, seed=4)
+    batched = beam_search(m, f, START, END, beam_size=beam_size, max_len=10)
+    single = [beam_search(m, f[i : i + 1], START, END, beam_size=beam_size, max_len=10)[0] for i in range(len(f))]
+    assert [c.ids for c in batched] == [c.ids for c in single]
+    for b, s in zip(batched, single):
+        assert b.score == pytest.approx(s.score, abs=1e-4)
+        assert b.finished == s.finished
+    if kind == "toy":  # images leave the batch at different steps
+        assert len({len(c.ids) for c in batched}) > 2 and any(c.finished for c in batched)
+
+
+def test_beam_search_improves_the_score():
+    m, f = ToyDecoder(seed=5), features(8, seed=6)
+    greedy = greedy_decode(m, f, START, END, max_len=10)
+    beam = beam_search(m, f, START, END, beam_size=5, max_len=10)
+    finished = [(g, b) for g, b in zip(greedy, beam) if g.finished and b.finished]
+    assert finished
+    assert all(b.score >= g.score - 1e-6 for g, b in finished)
+
+
+def test_alphas_one_row_per_word_summing_to_one():
+    m, f = ToyDecoder(seed=1), features(5)
+    for caps in (greedy_decode(m, f, START, END, max_len=7), beam_search(m, f, START, END, 3, max_len=7)):
+        for c in caps:
+            assert isinstance(c, Caption)
+            assert c.alphas.shape == (len(c.ids), P)
+            if c.ids:
+                torch.testing.assert_close(c.alphas.sum(1), torch.ones(len(c.ids)))
+            assert END not in c.ids
+    assert all(c.alphas is None for c in greedy_decode(make("show_tell"), f, START, END, max_len=5))
+
+
+def test_no_beam_ends_gives_the_best_unfinished_caption():
+    m, f = make("attention", end_bias=-1e4), features(3)
+    for caps in (beam_search(m, f, START, END, beam_size=3, max_len=6), greedy_decode(m, f, START, END, max_len=6)):
+        assert len(caps) == 3
+        for c in caps:
+            assert not c.finished
+            assert len(c.ids) == 6 and END not in c.ids
+            assert c.alphas.shape == (6, P)
+
+
+def test_max_len_and_immediate_end():
+    m, f = make("attention", end_bias=1e4), features(2)  # <end> first, always
+    for caps in (greedy_decode(m, f, START, END, max_len=5), beam_search(m, f, START, END, 3, max_len=5)):
+        assert all(c.ids == [] and c.finished for c in caps)
+        assert all(c.alphas.shape == (0, P) for c in caps)
+
+
+def test_length_penalty_prefers_longer_captions():
+    c_short = Caption([5], None, -2.0, True)  # 2 tokens
+    c_long = Caption([5, 6, 7], None, -3.0, True)  # 4 tokens
+    assert c_short.normalized_score(0.0) > c_long.normalized_score(0.0)
+    assert c_long.normalized_score(1.0) > c_short.normalized_score(1.0)
+    m, f = ToyDecoder(seed=2), features(12, seed=2)
+    raw = beam_search(m, f, START, END, 4, max_len=10, length_penalty=0.0)
+    norm = beam_search(m, f, START, END, 4, max_len=10, length_penalty=1.0)
+    assert sum(len(c.ids) for c in norm) >= sum(len(c.ids) for c in raw)
+
+
+def test_decode_dispatches_and_validates():
+    m, f = make("attention"), features(2)
+    assert [c.ids for c in decode(m, f, START, END, beam_size=1, max_len=4)] == \
+        [c.ids for c in greedy_decode(m, f, START, END, max_len=4)]  # fmt: skip
+    with pytest.raises(ValueError, match="beam_size"):
+        beam_search(m, f, START, END, beam_size=0)

@@ -1,0 +1,93 @@
+"""The main job at a tiny size: it runs end to end, prints its table and saves its files;
+``caption`` then captions images with the checkpoint it wrote."""
+
+import json
+import re
+
+import pytest
+from PIL import Image
+
+from course_utils.__main__ import main
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    out = root / "out"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("COURSE_DATA", str(root / "data"))
+    try:
+        import contextlib
+        import io
+
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            code = main(["demo", "--out", str(out), "--images", "80", "--epochs", "2", "--figures", "2",
+                         "--meteor", "no", "--quiet", "--threads", "1"])  # fmt: skip
+    finally:
+        mp.undo()
+    return code, buf.getvalue(), out, root
+
+
+def test_demo_prints_its_table(demo_run):
+    code, text, out, _ = demo_run
+    assert code == 0
+    assert "decoding: greedy, beam size 1" in text and "decoding: beam search, beam size 3" in text
+    values = dict(re.findall(r"^([a-z_0-9]+): ([0-9.]+|nan)$", text, flags=re.M))
+    for key in ("bleu1", "bleu4", "rouge_l", "cider", "attention_localisation", "attention_localisation_chance",
+                "seconds"):  # fmt: skip
+        assert key in values, f"{key} missing from:\n{text}"
+    assert 0 <= float(values["bleu4"]) <= 100
+    loc = float(values["attention_localisation"])  # nan if the tiny model names no object yet
+    assert loc != loc or 0 <= loc <= 1
+    assert "meteor" not in values
+
+
+def test_demo_saves_checkpoint_figures_and_scores(demo_run):
+    _, _, out, root = demo_run
+    for name in ("captioner.pt", "captioner.best.pt", "vocab.json", "curves.png", "scores.json"):
+        assert (out / name).is_file(), name
+    assert len(list(out.glob("attention_*.png"))) == 2
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["beam1"]["method"] == "greedy" and scores["beam3"]["method"] == "beam search"
+    assert scores["epochs_trained"] == 2 and scores["test_images"] == 8
+    assert (root / "data" / "synth_en_80_s0" / "captions.txt").is_file()
+
+
+def test_caption_command_with_the_demo_checkpoint(demo_run, tmp_path, capsys):
+    _, _, out, root = demo_run
+    images = sorted((root / "data" / "synth_en_80_s0" / "Images").glob("*.jpg"))[:2]
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    missing = tmp_path / "missing.png"
+    png = tmp_path / "photo.png"
+    Image.new("RGBA", (50, 40), (200, 30, 30, 128)).save(png)
+    args = [str(images[0]), str(missing), str(corrupt), str(images[1]), str(png)]
+    code = main(["caption", *args, "--checkpoint", str(out / "captioner.pt"), "--beam", "2",
+                 "--out", str(tmp_path / "figs")])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 1  # some images failed, the others were captioned
+    lines = captured.out.strip().splitlines()
+    assert [line.split(": ")[0] for line in lines] == [str(images[0]), str(images[1]), str(png)]
+    errors = captured.err.strip().splitlines()
+    assert len(errors) == 2 and "missing.png" in errors[0] and "corrupt.jpg" in errors[1]
+    assert len(list((tmp_path / "figs").glob("*_attention.png"))) == 3
+
+
+def test_caption_command_refuses_bad_checkpoints(demo_run, tmp_path, capsys):
+    import torch
+
+    from course_utils.checkpoint import load_checkpoint, save_checkpoint
+
+    _, _, out, root = demo_run
+    image = str(sorted((root / "data" / "synth_en_80_s0" / "Images").glob("*.jpg"))[0])
+    ckpt = load_checkpoint(out / "captioner.pt")
+    ckpt["config"]["hidden_dim"] = 64  # the weights no longer fit the model
+    save_checkpoint(tmp_path / "incompatible.pt", **{k: v for k, v in ckpt.items() if k != "format"})
+    torch.save({"format": "course_utils.checkpoint/1", "model": {}, "config": Exception("pickled object")},
+               tmp_path / "evil.pt")  # fmt: skip
+    for name, message in (("incompatible.pt", "incompatible checkpoint"), ("evil.pt", "refused"),
+                          ("nothing.pt", "no such checkpoint")):  # fmt: skip
+        code = main(["caption", image, "--checkpoint", str(tmp_path / name)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and message in err[0], err

@@ -1,0 +1,77 @@
+"""Encoders: grid shapes, freezing, weights from a file, and the offline fallback (no network)."""
+
+import urllib.error
+
+import pytest
+import torch
+
+from course_utils import encoders
+from course_utils.encoders import PretrainedEncoder, SmallCNNEncoder, build_encoder, load_backbone
+
+
+def test_small_cnn_grid_features():
+    enc = SmallCNNEncoder(grid=8)
+    out = enc(torch.randn(2, 3, 64, 64))
+    assert out.shape == (2, 64, enc.encoder_dim)  # (batch, num_pixels, encoder_dim)
+    assert SmallCNNEncoder(grid=4, channels=(8, 16))(torch.randn(1, 3, 32, 32)).shape == (1, 16, 16)
+
+
+def test_small_cnn_regions_are_row_major_and_local():
+    enc = SmallCNNEncoder(grid=4, channels=(8, 16, 16)).eval()
+    a = torch.zeros(1, 3, 32, 32)
+    b = a.clone()
+    b[:, :, 26:, 26:] = 3.0  # change the bottom-right corner only
+    with torch.no_grad():
+        diff = (enc(a) - enc(b)).abs().sum(2)[0]  # (num_pixels,)
+    assert int(diff.argmax()) == 15  # last region = bottom-right
+    assert float(diff[0]) == 0.0  # the top-left region does not see it
+
+
+@pytest.mark.parametrize("name, dim", [("resnet50", 2048), ("mobilenet_v2", 1280)])
+def test_pretrained_encoder_grid_and_freezing(name, dim):
+    enc = PretrainedEncoder(name, grid=3, weights=None)
+    assert enc.encoder_dim == dim
+    enc.train()
+    with torch.no_grad():
+        assert enc(torch.randn(2, 3, 96, 96)).shape == (2, 9, dim)
+    assert not any(p.requires_grad for p in enc.parameters())
+    assert all(not b.training for b in enc.blocks)  # frozen batch norms keep their statistics
+    enc.fine_tune(1)
+    trained = [i for i, b in enumerate(enc.blocks) if any(p.requires_grad for p in b.parameters())]
+    assert trained == [len(enc.blocks) - 1]
+    enc.train()
+    assert enc.blocks[-1].training and not enc.blocks[0].training
+    enc.fine_tune(-1)
+    assert all(p.requires_grad for p in enc.parameters())
+
+
+def test_offline_imagenet_weights_warn_in_one_line(monkeypatch, capsys):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    model = load_backbone("mobilenet_v2", "imagenet")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no ImageNet weights" in err[0] and "random initialisation" in err[0]
+    assert isinstance(model, torch.nn.Module)
+
+
+def test_weights_from_a_local_file(tmp_path):
+    torch.manual_seed(0)
+    source = load_backbone("mobilenet_v2", None)
+    path = tmp_path / "mobilenet.pt"
+    torch.save(source.state_dict(), path)
+    loaded = load_backbone("mobilenet_v2", path)
+    torch.testing.assert_close(loaded.features[0][0].weight, source.features[0][0].weight)
+    wrong = tmp_path / "wrong.pt"
+    torch.save({"weight": torch.zeros(2)}, wrong)
+    with pytest.raises(ValueError, match="wrong.pt: not a mobilenet_v2 state dict"):
+        load_backbone("mobilenet_v2", wrong)
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        load_backbone("mobilenet_v2", tmp_path / "missing.pt")
+
+
+def test_unknown_encoder():
+    with pytest.raises(ValueError, match="vgg16 is not supported|'vgg16' is not supported"):
+        build_encoder("vgg16")
+    assert set(encoders.BACKBONES) == {"resnet50", "resnet101", "resnet152", "mobilenet_v2"}
