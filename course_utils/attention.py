@@ -81,6 +81,8 @@ class ShowAttendTell(nn.Module):
     ``<end>``.
     """
 
+    beam_invariant_state = 2  # init_state's features and projected depend on the image, not on the beam
+
     def __init__(
         self,
         vocab_size: int,
