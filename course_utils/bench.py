@@ -56,6 +56,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .atomic import write_atomic
 from .attention import DecoderOutput, ShowAttendTell, doubly_stochastic_penalty
 
 GOALS = {"feature_cache_speedup": 20.0, "decoder_speedup": 1.3, "beam_batch_speedup": 5.0, "image_store_speedup": 3.0}
@@ -645,10 +646,7 @@ the other. Sizes: `{sizes_name}` ({sizes}).
   `torch.autocast` (bfloat16 on Ampere or newer, float16 before) and channels-last tensors vs
   float32, batch 64.
 """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, text)
 
 
 # --------------------------------------------------------------------------- command line

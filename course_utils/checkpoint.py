@@ -19,15 +19,15 @@ file cannot run code when loaded.
 
 from __future__ import annotations
 
-import os
 import pickle
 import random
-import tempfile
 from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
 import torch
+
+from .atomic import atomic_open
 
 FORMAT = "course_utils.checkpoint/1"
 
@@ -68,15 +68,8 @@ def set_rng_state(state: dict[str, Any], generator: Optional[torch.Generator] = 
 def save_checkpoint(path: Union[str, Path], **contents: Any) -> Path:
     """Write ``contents`` (state dicts, config, vocab, epoch, ...) atomically to ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, **contents}, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as f:
+        torch.save({"format": FORMAT, **contents}, f)
     return path
 
 

@@ -33,6 +33,8 @@ from typing import Any
 
 import torch
 
+from .atomic import write_atomic
+
 # Default settings, chosen to finish within 5 minutes on 2 busy CPU cores (see the README).
 IMAGES = 2000  # synthetic images: 80 % train, 10 % val, 10 % test
 IMAGE_SIZE = 96  # pixels, as generated
@@ -183,9 +185,7 @@ def evaluate_test(args: argparse.Namespace, model: Any, data: Any, vocab: Any, s
 
 def write_json(path: Path, obj: Any) -> None:
     """JSON written atomically (temporary file, then ``os.replace``)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=float), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(obj, indent=1, default=float))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,13 +12,13 @@ The photos come with scikit-image and matplotlib, so everything works offline.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 from PIL import Image, ImageEnhance
+
+from .atomic import write_atomic
 
 # --------------------------------------------------------------------------- sample photos
 # name -> (library, what to load, kind of image). Every file below ships inside the
@@ -208,15 +208,7 @@ def save_image(image: np.ndarray, path: Union[str, Path], quality: Optional[int]
     path = Path(path)
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG"}.get(path.suffix.lower(), path.suffix[1:].upper())
     data = encode(image, fmt, quality)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix + ".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_atomic(path, data)
     return path.stat().st_size
 
 

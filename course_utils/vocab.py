@@ -20,11 +20,11 @@ short and notebook 07 builds it as an exercise.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
+
+from .atomic import write_atomic
 
 
 class Vocabulary:
@@ -107,17 +107,7 @@ class Vocabulary:
 
     def save(self, path: Union[str, Path]) -> Path:
         """Write JSON atomically (temporary file in the same folder, then ``os.replace``)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.to_dict(), f, ensure_ascii=False)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+        return write_atomic(path, json.dumps(self.to_dict(), ensure_ascii=False))
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "vocabulary") -> Vocabulary:

@@ -1,10 +1,9 @@
-"""Small file helpers of the grading tools: atomic writes, safe zip extraction, a parallel map."""
+"""Small file helpers of the grading tools: safe zip extraction and a parallel map."""
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional, TypeVar
@@ -15,24 +14,6 @@ from .kernel import STOP
 
 J = TypeVar("J")
 R = TypeVar("R")
-
-
-def write_atomic(path: os.PathLike | str, data: str | bytes) -> None:
-    """Write to a temporary file next to ``path``, then rename it over ``path``.
-
-    A reader (or a crash half-way) never sees a half-written file, and a file that
-    something else wrote at ``path`` in the meantime is replaced as a whole.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def extract_zip(archive: os.PathLike | str, dest: os.PathLike | str) -> Path:

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Union
 
+from ..atomic import write_atomic
 from .execute import CellResult, Session, kernel_env, read_notebook
 from .feedback import (
     SUMMARY_FIELDS,
@@ -51,7 +52,7 @@ from .feedback import (
     explain_run,
     student_feedback,
 )
-from .files import default_workers, extract_zip, parallel_map, write_atomic
+from .files import default_workers, extract_zip, parallel_map
 from .kernel import KernelStartError
 from .key import load_key
 from .markers import Exercise, nbgrader_meta

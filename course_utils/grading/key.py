@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Union
 
-from .files import write_atomic
+from ..atomic import write_atomic
 from .markers import Exercise, Master
 
 KEY_FILE = "key.json"

@@ -27,8 +27,9 @@ from typing import Optional, Union
 
 import nbformat
 
+from ..atomic import write_atomic
 from .execute import CellResult, ExecutionResult, execute_notebook, kernel_env, read_notebook
-from .files import default_workers, parallel_map, write_atomic
+from .files import default_workers, parallel_map
 from .key import save_key
 from .markers import MarkerError, Master, leaks, parse_master, student_notebook
 
