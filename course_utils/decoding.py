@@ -60,9 +60,10 @@ def greedy_decode(
     tokens, alphas = [], []
     for _ in range(max_len):
         logits, state, alpha = decoder.step(state, words)
-        logp = torch.log_softmax(logits.float(), dim=1)  # (batch, vocab_size)
-        words = logp.argmax(dim=1)  # (batch,)
-        scores += torch.where(done, 0.0, logp.gather(1, words[:, None])[:, 0].double())
+        logits = logits.float()  # (batch, vocab_size)
+        words = logits.argmax(dim=1)  # (batch,)
+        logp = logits.gather(1, words[:, None])[:, 0] - torch.logsumexp(logits, dim=1)  # log-softmax of that word
+        scores += torch.where(done, 0.0, logp.double())
         tokens.append(words)
         alphas.append(alpha)
         done |= words == end_id
@@ -101,13 +102,13 @@ def beam_search(
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
     batch, k = features.shape[0], beam_size
     device = features.device
-    # The first ``fixed`` state tensors depend on the image only (e.g. its features), so all
-    # beams of an image hold the same rows and reordering beams cannot change them: copying
-    # them at every step (batch * beam_size * num_pixels * encoder_dim floats) took 60 % of
-    # the time of a 64-image beam search on a CPU (``python -m course_utils bench``).
+    # The first ``fixed`` state tensors belong to the image (e.g. its features), not to a beam:
+    # they keep one row per image, which the decoder shares between the image's k beams. Copying
+    # them k times and reordering them at every step (batch * k * num_pixels * encoder_dim floats)
+    # took most of the time of a 64-image beam search on a CPU (``python -m course_utils bench``).
     fixed = getattr(decoder, "beam_invariant_state", 0)
-    state = tuple(s.repeat_interleave(k, dim=0) for s in decoder.init_state(features))  # rows: image-major
-    words = torch.full((batch * k,), start_id, dtype=torch.long, device=device)
+    state = decoder.init_state(features)  # one row per image until the first word
+    words = torch.full((batch,), start_id, dtype=torch.long, device=device)
     scores = torch.full((batch, k), float("-inf"), dtype=torch.float64, device=device)
     scores[:, 0] = 0.0  # all beams start identical: expand only the first one
     tokens = torch.zeros(batch * k, 0, dtype=torch.long, device=device)  # (rows, t)
@@ -115,13 +116,19 @@ def beam_search(
     images = torch.arange(batch)  # which images the rows still belong to
     finished: list[list[Caption]] = [[] for _ in range(batch)]
     for t in range(max_len):
-        logits, state, alpha = decoder.step(state, words)
-        logp = torch.log_softmax(logits.float(), dim=1)  # (rows, vocab_size)
+        logits, state, alpha = decoder.step(state, words)  # (rows, vocab_size)
+        if t == 0:  # the k beams of an image are still the same: computed once, now copied to k rows
+            state = tuple(s if j < fixed else s.repeat_interleave(k, dim=0) for j, s in enumerate(state))
+            logits = logits.repeat_interleave(k, dim=0)
+            alpha = alpha.repeat_interleave(k, dim=0) if alpha is not None else None
+        logits = logits.float()
         n = len(images)
         # Only a row's k best words can be among its image's k best extensions, so pick them
         # first: the sums and the image's top-k then run on (n, k * k) candidates instead of
         # (n, k * vocab_size) (measured: most of the search time with a 12,509-word vocabulary).
-        row_logp, row_words = logp.topk(k, dim=1)  # (rows, k) each
+        # The log-softmax is only needed for those k words: log p = logit - logsumexp(logits).
+        row_logits, row_words = logits.topk(k, dim=1)  # (rows, k) each
+        row_logp = row_logits - torch.logsumexp(logits, dim=1, keepdim=True)  # (rows, k)
         candidates = (scores.reshape(-1, 1) + row_logp.double()).reshape(n, k * k)
         top, index = candidates.topk(k, dim=1)  # (n, k): best scores and their candidate index
         rows = (torch.arange(n, device=device)[:, None] * k + index // k).reshape(-1)  # parent rows
@@ -142,7 +149,8 @@ def beam_search(
             break
         if not bool(keep.all()):  # drop the images that are done
             rows = (torch.nonzero(keep)[:, 0:1] * k + torch.arange(k, device=device)).reshape(-1)
-            state, tokens, words = tuple(s[rows] for s in state), tokens[rows], words[rows]
+            state = tuple(s[keep] if j < fixed else s[rows] for j, s in enumerate(state))
+            tokens, words = tokens[rows], words[rows]
             history = history[rows] if history is not None else None
             scores, images = scores[keep], images[keep.cpu()]
     for i, img in enumerate(images.tolist()):  # max_len reached: unfinished beams are the fallback

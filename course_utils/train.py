@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from .attention import DecoderOutput, doubly_stochastic_penalty
 from .checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .cpu import speed_up_cpu
 from .decoding import CaptionResult, caption_batches
 from .env import amp_dtype_for, pick_device
 from .metrics import caption_scores, perplexity
@@ -306,9 +307,7 @@ def fit(
     if world > 1:
         init_distributed(device)
     if device.type == "cpu":
-        # Subnormal floats (below 1e-38, from saturated softmax and sigmoid) take ~100x longer
-        # per operation on x86 CPUs; flushing them to zero made a decoder step 3x faster (bench).
-        torch.set_flush_denormal(True)
+        speed_up_cpu()  # flush subnormal floats, keep freed memory for the next step (see course_utils.cpu)
     torch.manual_seed(cfg.seed + rank)  # dropout masks and augmentation
     generator = torch.Generator().manual_seed(cfg.seed)  # batch order
     amp_dtype = amp_dtype_for(device.type) if cfg.amp else None

@@ -39,6 +39,18 @@ def test_attention_weights_sum_to_one():
     torch.testing.assert_close(context, (alpha.unsqueeze(2) * feats).sum(1))
 
 
+def test_beams_share_their_image_features():
+    """k hidden states per image against one feature row = the same features copied k times."""
+    att = Attention(ENC, 16, 10)
+    feats, hidden = torch.randn(3, P, ENC), torch.randn(3 * 4, 16)  # 3 images, 4 beams each
+    context, alpha = att(feats, att.project(feats), hidden)
+    copied = feats.repeat_interleave(4, dim=0)  # (12, P, ENC), rows image-major like the beams
+    ref_context, ref_alpha = att(copied, att.project(copied), hidden)
+    assert context.shape == (12, ENC) and alpha.shape == (12, P)
+    torch.testing.assert_close(alpha, ref_alpha)
+    torch.testing.assert_close(context, ref_context)
+
+
 def test_forward_shapes_and_alphas_per_step():
     m = model()
     feats, caps, lengths = batch([6, 3, 5, 6, 2])

@@ -40,6 +40,8 @@ def test_build_once_then_reuse(tmp_path, data, capsys):
     with torch.no_grad():
         direct = enc(eval_transform(32)(load_image(data.image_path(key)))[None]).flatten(2).transpose(1, 2)[0]
     assert np.allclose(cache[key], direct.numpy(), atol=2e-3)  # float16 on disk
+    stored = np.load(cache.array_path)[cache.row[key]]  # (16, 8) float16
+    assert np.array_equal(cache[key], stored.astype(np.float32))  # converted exactly, by torch
     again = FeatureCache(tmp_path / "cache", data, "train", "tiny", image_size=32).build(enc, progress=False)
     assert enc.seen == 17  # only the direct call above: the cache was reused
     assert "reusing" in capsys.readouterr().out
