@@ -44,6 +44,40 @@ class Caption:
         return self.score / max(tokens, 1) ** length_penalty
 
 
+def log_normalizer(logits: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
+    """``log sum_w exp(logits_w)`` per row, ``(rows, 1)``, for ``logits (rows, vocab_size)``.
+
+    ``best (rows, 1)``, the row's largest logit, is subtracted before ``exp`` so nothing
+    overflows; then ``log p(w) = logits_w - log_normalizer``. Written out because the
+    decoders already know ``best``, and ``torch.logsumexp`` took twice as long on a CPU
+    (1.6 against 0.8 ms for 192 rows of 12,509 words; ``bench``).
+    """
+    return best + (logits - best).exp_().sum(dim=1, keepdim=True).log_()
+
+
+def row_topk(logits: torch.Tensor, k: int, block: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
+    """``logits.topk(k, dim=1)`` (values best first, and their word ids), in two stages.
+
+    Cut each row into blocks of ``block`` words and take each block's maximum (a fast
+    reduction); a row's k best words lie in the k blocks with the largest maxima (a block
+    holding one of them has a maximum at least as large, and fewer than k blocks can hold
+    larger words), so ``topk`` then runs on ``k * block`` words instead of the vocabulary:
+    0.7 against 1.4 ms for 192 rows of 12,509 words on a CPU (``bench``). For a few rows
+    (one image's beams), a small vocabulary or a GPU (one fast kernel), plain ``topk`` is used.
+    """
+    rows, vocab_size = logits.shape
+    n_blocks = vocab_size // block
+    if logits.device.type != "cpu" or rows < 16 or n_blocks <= 4 * k:
+        return logits.topk(k, dim=1)
+    blocks = logits[:, : n_blocks * block].unflatten(1, (n_blocks, block))  # (rows, n_blocks, block), a view
+    chosen = blocks.amax(dim=2).topk(k, dim=1).indices  # (rows, k): the blocks to search
+    words = chosen[:, :, None] * block + torch.arange(block, device=logits.device)  # (rows, k, block)
+    tail = torch.arange(n_blocks * block, vocab_size, device=logits.device).expand(rows, -1)  # the partial block
+    words = torch.cat([words.flatten(1), tail], dim=1)  # (rows, k * block + len(tail)): the candidates
+    values, index = logits.gather(1, words).topk(k, dim=1)
+    return values, words.gather(1, index)
+
+
 @torch.no_grad()
 def greedy_decode(
     decoder: nn.Module, features: torch.Tensor, start_id: int, end_id: int, max_len: int = 20
@@ -60,10 +94,10 @@ def greedy_decode(
     tokens, alphas = [], []
     for _ in range(max_len):
         logits, state, alpha = decoder.step(state, words)
-        logits = logits.float()  # (batch, vocab_size)
-        words = logits.argmax(dim=1)  # (batch,)
-        logp = logits.gather(1, words[:, None])[:, 0] - torch.logsumexp(logits, dim=1)  # log-softmax of that word
-        scores += torch.where(done, 0.0, logp.double())
+        best, words = logits.float().max(dim=1, keepdim=True)  # (batch, 1) each
+        logp = best - log_normalizer(logits.float(), best)  # (batch, 1): log-softmax of that word
+        words = words[:, 0]  # (batch,)
+        scores += torch.where(done, 0.0, logp[:, 0].double())
         tokens.append(words)
         alphas.append(alpha)
         done |= words == end_id
@@ -127,8 +161,8 @@ def beam_search(
         # first: the sums and the image's top-k then run on (n, k * k) candidates instead of
         # (n, k * vocab_size) (measured: most of the search time with a 12,509-word vocabulary).
         # The log-softmax is only needed for those k words: log p = logit - logsumexp(logits).
-        row_logits, row_words = logits.topk(k, dim=1)  # (rows, k) each
-        row_logp = row_logits - torch.logsumexp(logits, dim=1, keepdim=True)  # (rows, k)
+        row_logits, row_words = row_topk(logits, k)  # (rows, k) each, best first
+        row_logp = row_logits - log_normalizer(logits, row_logits[:, :1])  # (rows, k)
         candidates = (scores.reshape(-1, 1) + row_logp.double()).reshape(n, k * k)
         top, index = candidates.topk(k, dim=1)  # (n, k): best scores and their candidate index
         rows = (torch.arange(n, device=device)[:, None] * k + index // k).reshape(-1)  # parent rows

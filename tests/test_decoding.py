@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from course_utils.attention import ShowAttendTell
-from course_utils.decoding import Caption, beam_search, decode, greedy_decode
+from course_utils.decoding import Caption, beam_search, decode, greedy_decode, log_normalizer, row_topk
 from course_utils.show_tell import ShowTell
 
 VOCAB, ENC, P, START, END = 20, 12, 9, 1, 2
@@ -138,3 +138,28 @@ def test_decode_dispatches_and_validates():
         [c.ids for c in greedy_decode(m, f, START, END, max_len=4)]  # fmt: skip
     with pytest.raises(ValueError, match="beam_size"):
         beam_search(m, f, START, END, beam_size=0)
+
+
+@pytest.mark.parametrize(
+    "rows, vocab_size, k", [(192, 12509, 3), (20, 3000, 5), (40, 640, 1), (3, 12509, 3), (30, 52, 3)]
+)
+def test_row_topk_equals_topk(rows, vocab_size, k):
+    logits = torch.randn(rows, vocab_size, generator=torch.Generator().manual_seed(rows))
+    values, words = row_topk(logits, k)
+    ref_values, ref_words = logits.topk(k, dim=1)
+    assert torch.equal(values, ref_values) and torch.equal(words, ref_words)
+
+
+def test_row_topk_finds_words_in_the_last_partial_block_and_ties():
+    logits = torch.zeros(32, 1000)  # 7 blocks of 128 words and a partial block of 104
+    logits[:, 999] = 5.0  # the best word sits in the partial block
+    logits[:, 3] = logits[:, 500] = 2.0  # a tie for second place, in two different blocks
+    values, words = row_topk(logits, 3)
+    assert values[:, :3].tolist() == [[5.0, 2.0, 2.0]] * 32
+    assert words[:, 0].eq(999).all() and set(words[0, 1:].tolist()) == {3, 500}
+
+
+def test_log_normalizer_is_logsumexp():
+    logits = torch.randn(6, 50, generator=torch.Generator().manual_seed(0)) * 30  # large: exp would overflow alone
+    best = logits.max(dim=1, keepdim=True).values
+    torch.testing.assert_close(log_normalizer(logits.clone(), best), torch.logsumexp(logits, dim=1, keepdim=True))
