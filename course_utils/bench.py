@@ -279,7 +279,7 @@ def measure_feature_cache(bench: BenchData, sizes: Sizes, vocab_size: int, devic
         step = stepper(model, optimizer, batches, device, kit_loss)
         sides[name], models[name] = (step, steps, step), model
     seconds = side_by_side(sides, sizes.rounds, device)
-    batch = next(cycle(caption_loader(bench, sizes, features=bench.features)))
+    batch = next(iter(caption_loader(bench, sizes, features=bench.features)))
     inputs, captions, lengths = (t.to(device) for t in batch)
     kit = models["kit"]
     step_gflop = count_flops(lambda: kit_loss(kit(inputs, captions, lengths)).backward()) / 1e9

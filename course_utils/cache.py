@@ -215,7 +215,8 @@ class FeatureCache(_DiskArray):
         """Features of one image, ``(num_pixels, encoder_dim)`` float32."""
         # torch converts float16 to float32 several times faster than numpy's astype: 1 against
         # 12.5 ms for a batch of 32 ResNet-50 grids (``bench``), where the decoder step takes 160 ms.
-        return torch.from_numpy(np.array(super().__getitem__(key))).float().numpy()
+        row = np.array(super().__getitem__(key))  # a writable copy of the read-only memory-mapped row
+        return torch.from_numpy(row).float().numpy()
 
 
 class ImageStore(_DiskArray):

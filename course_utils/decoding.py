@@ -94,8 +94,9 @@ def greedy_decode(
     tokens, alphas = [], []
     for _ in range(max_len):
         logits, state, alpha = decoder.step(state, words)
-        best, words = logits.float().max(dim=1, keepdim=True)  # (batch, 1) each
-        logp = best - log_normalizer(logits.float(), best)  # (batch, 1): log-softmax of that word
+        logits = logits.float()  # (batch, vocab_size)
+        best, words = logits.max(dim=1, keepdim=True)  # (batch, 1) each
+        logp = best - log_normalizer(logits, best)  # (batch, 1): log-softmax of that word
         words = words[:, 0]  # (batch,)
         scores += torch.where(done, 0.0, logp[:, 0].double())
         tokens.append(words)
@@ -151,18 +152,18 @@ def beam_search(
     finished: list[list[Caption]] = [[] for _ in range(batch)]
     for t in range(max_len):
         logits, state, alpha = decoder.step(state, words)  # (rows, vocab_size)
-        if t == 0:  # the k beams of an image are still the same: computed once, now copied to k rows
-            state = tuple(s if j < fixed else s.repeat_interleave(k, dim=0) for j, s in enumerate(state))
-            logits = logits.repeat_interleave(k, dim=0)
-            alpha = alpha.repeat_interleave(k, dim=0) if alpha is not None else None
         logits = logits.float()
-        n = len(images)
         # Only a row's k best words can be among its image's k best extensions, so pick them
         # first: the sums and the image's top-k then run on (n, k * k) candidates instead of
         # (n, k * vocab_size) (measured: most of the search time with a 12,509-word vocabulary).
         # The log-softmax is only needed for those k words: log p = logit - logsumexp(logits).
         row_logits, row_words = row_topk(logits, k)  # (rows, k) each, best first
         row_logp = row_logits - log_normalizer(logits, row_logits[:, :1])  # (rows, k)
+        if t == 0:  # the k beams of an image are still the same: computed once, now copied to k rows
+            state = tuple(s if j < fixed else s.repeat_interleave(k, dim=0) for j, s in enumerate(state))
+            row_logp, row_words = row_logp.repeat_interleave(k, dim=0), row_words.repeat_interleave(k, dim=0)
+            alpha = alpha.repeat_interleave(k, dim=0) if alpha is not None else None
+        n = len(images)
         candidates = (scores.reshape(-1, 1) + row_logp.double()).reshape(n, k * k)
         top, index = candidates.topk(k, dim=1)  # (n, k): best scores and their candidate index
         rows = (torch.arange(n, device=device)[:, None] * k + index // k).reshape(-1)  # parent rows
