@@ -19,13 +19,13 @@ from typing import Optional, Sequence
 # (command, module, one-line help). Add a command by adding a row here.
 COMMANDS = [
     ("env", "course_utils.env", "print platform, device, GPU, mixed-precision dtype, data root, fast mode"),
-    ("data", "course_utils.data_cli", "caption datasets: 'synth' makes the embedded one, 'inspect' checks a folder"),
-    ("demo", "course_utils.demo", "the main job: train and evaluate the attention captioner on the embedded data"),
-    ("caption", "course_utils.caption_cli", "caption images with a trained checkpoint"),
-    ("bench", "course_utils.bench", "measure the kit's fast paths against seed-style baselines"),
+    ("data", "course_utils.cli.data", "caption datasets: 'synth' makes the embedded one, 'inspect' checks a folder"),
+    ("demo", "course_utils.cli.demo", "the main job: train and evaluate the attention captioner on the embedded data"),
+    ("caption", "course_utils.cli.caption", "caption images with a trained checkpoint"),
+    ("bench", "course_utils.tools.bench", "measure the kit's fast paths against seed-style baselines"),
     ("release", "course_utils.grading.release", "make student notebooks and a grader key from master notebooks"),
     ("grade", "course_utils.grading.grade", "grade a folder of student submissions into a CSV grade sheet"),
-    ("sync", "course_utils.source", "rewrite notebook setup cells and README links from the kit's source setting"),
+    ("sync", "course_utils.tools.source", "rewrite notebook setup cells and README links from the kit source"),
 ]
 
 

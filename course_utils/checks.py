@@ -261,39 +261,6 @@ def check_padded_batch(
     ok(name)
 
 
-# --------------------------------------------------------------------------- optimisers (notebook 03)
-def check_update_rule(
-    update: Callable[..., Any], kind: str, steps: int = 5, name: Optional[str] = None, **hyper: Any
-) -> None:
-    """Step an update *function* (``sgd``, ``momentum``, ``rmsprop`` or ``adam``) and ``torch.optim``
-    side by side on a small problem; fail at the first step where the parameters differ.
-
-    ``hyper`` uses torch's names (``lr``, ``momentum``, ``alpha``, ``eps``, ``betas``). A
-    wrong first step points at the equation; a right first step followed by a wrong one
-    points at the state (moving averages, step count) not carried between steps.
-    """
-    from course_utils.optimizers import functional_trajectory, torch_trajectory
-
-    name = name or getattr(update, "__name__", "update")
-    try:
-        got = functional_trajectory(update, kind, steps, **hyper)
-    except TypeError as err:
-        raise CheckError(f"{name}: {err}") from None
-    want = torch_trajectory(kind, steps, **hyper)
-    for i, (g, w) in enumerate(zip(got, want), 1):
-        try:
-            check_close(g, w, name=f"{name}, parameter after step {i} of {steps}", atol=1e-9, rtol=1e-7, quiet=True)
-        except CheckError as err:
-            hint = (
-                "the update equation itself differs from torch.optim (check each term, and where eps goes)"
-                if i == 1
-                else "step 1 is right, so the equation is fine, but the state (moving averages, step count t) "
-                "is not carried correctly from one step to the next"
-            )
-            raise CheckError(f"{err}\n  hint: {hint}") from None
-    ok(f"{name} (matches torch.optim over {steps} steps)")
-
-
 # --------------------------------------------------------------------------- captioner (notebooks 08-10)
 def check_attention_weights(
     alpha: Any, shape: Optional[Sequence[int]] = None, name: str = "attention weights", atol: float = 1e-5

@@ -388,31 +388,6 @@ def plot_feature_maps(maps: Any, max_maps: int = 16, ncols: int = 8, title: Opti
                        suptitle=title)  # fmt: skip
 
 
-def plot_activation_maps(
-    images: Sequence[Any], cams: Sequence[Any], titles: Optional[Sequence[str]] = None, alpha: float = 0.45
-) -> plt.Figure:
-    """Each image (top row) above its activation map laid over it (bottom row, ``jet``: red = evidence).
-
-    ``images``: ``(H, W, 3)`` uint8 arrays (or anything :func:`to_numpy_image` reads);
-    ``cams``: ``(h, w)`` maps in [0, 1], resized to the image if needed.
-    """
-    from course_utils.cam import overlay  # torch is only needed for this figure
-
-    n = len(images)
-    fig, axes = plt.subplots(2, n, figsize=(2.4 * n, 5.0), squeeze=False)
-    for i in range(n):
-        img = to_numpy_image(images[i])
-        if img.dtype != np.uint8:
-            img = (np.clip(img, 0, 1) * 255).astype(np.uint8)
-        axes[0, i].imshow(img)
-        axes[1, i].imshow(overlay(img, cams[i], alpha=alpha))
-        axes[0, i].set_title(titles[i] if titles else "", fontsize=9)
-        for ax in axes[:, i]:
-            ax.axis("off")
-    fig.tight_layout()
-    return fig
-
-
 def plot_gradient_norms(norms: Mapping[str, Sequence[float]], title: str = "gradient reaching each step") -> plt.Figure:
     """``||dL/dh_t||`` against the distance ``T - t`` to the loss, log scale, one curve per model."""
     fig, ax = plt.subplots(figsize=(6.5, 3.8))

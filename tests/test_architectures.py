@@ -4,7 +4,7 @@ import pytest
 import torch
 import torchvision.models as tvm
 
-from course_utils.architectures import (
+from course_utils.vision.architectures import (
     CLASSIC,
     LeNet5,
     architecture_table,

@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_utils.attention import Attention, ShowAttendTell, doubly_stochastic_penalty
-from course_utils.train import caption_loss
+from course_utils.captioning.attention import Attention, ShowAttendTell, doubly_stochastic_penalty
+from course_utils.captioning.train import caption_loss
 
 VOCAB, ENC, P = 25, 12, 9
 

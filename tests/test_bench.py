@@ -5,9 +5,9 @@ import re
 import torch
 
 from course_utils.__main__ import main
-from course_utils.attention import ShowAttendTell
-from course_utils.bench import PaddedDecoder, padded_loss, side_by_side
-from course_utils.train import caption_loss
+from course_utils.captioning.attention import ShowAttendTell
+from course_utils.captioning.train import caption_loss
+from course_utils.tools.bench import PaddedDecoder, padded_loss, side_by_side
 
 
 def _batch(vocab_size: int = 30, lengths=(7, 4, 5, 3)):

@@ -5,10 +5,10 @@ import pytest
 import torch
 from PIL import Image
 
-from course_utils.cache import FeatureCache, ImageStore, dataset_fingerprint
-from course_utils.formats import load_dataset
-from course_utils.images import eval_transform, load_image
-from course_utils.synth import generate
+from course_utils.caption_data.cache import FeatureCache, ImageStore, dataset_fingerprint
+from course_utils.caption_data.formats import load_dataset
+from course_utils.caption_data.synth import generate
+from course_utils.vision.image_io import eval_transform, load_image
 
 
 class CountingEncoder(torch.nn.Module):

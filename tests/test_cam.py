@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from course_utils.cam import activations, class_activation_map, grad_cam, normalize_map, overlay, upsample_map
-from course_utils.classify import SmallCNN
+from course_utils.vision.cam import activations, class_activation_map, grad_cam, normalize_map, overlay, upsample_map
+from course_utils.vision.classify import SmallCNN
 
 
 class GapNet(nn.Module):
@@ -69,7 +69,8 @@ def test_normalize_map_and_overlay():
 def test_plotting_helpers_for_maps():
     import matplotlib.pyplot as plt
 
-    from course_utils.plotting import plot_activation_maps, plot_feature_maps
+    from course_utils.plotting import plot_feature_maps
+    from course_utils.vision.cam import plot_activation_maps
 
     fig = plot_feature_maps(torch.rand(20, 6, 6), max_maps=12, ncols=6)
     assert sum(1 for ax in fig.axes if ax.images) == 12

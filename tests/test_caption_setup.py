@@ -6,12 +6,12 @@ import pytest
 import torch
 from PIL import Image
 
-from course_utils.caption_setup import SPLITS, prepare_caption_data, subsample
-from course_utils.datasets import CaptionDataset
-from course_utils.encoders import build_encoder
-from course_utils.formats import load_dataset
-from course_utils.text import tokenize
-from course_utils.vocab import Vocabulary
+from course_utils.caption_data.datasets import CaptionDataset
+from course_utils.caption_data.formats import load_dataset
+from course_utils.captioning.encoders import build_encoder
+from course_utils.captioning.prepare import SPLITS, prepare_caption_data, subsample
+from course_utils.sequence.text import tokenize
+from course_utils.sequence.vocab import Vocabulary
 
 WORDS = ["a", "dog", "cat", "man", "runs", "sits", "on", "the", "grass", "bench", "red", "ball"]
 

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from course_utils.captioning.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 
 
 class Payload:
@@ -36,7 +42,7 @@ def test_round_trip(tmp_path):
 def test_malicious_pickle_is_refused_and_never_runs(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
-    torch.save({"format": "course_utils.checkpoint/1", "model": {}, "config": Payload(marker)}, path)
+    torch.save({"format": "course_utils.captioning.checkpoint/1", "model": {}, "config": Payload(marker)}, path)
     with pytest.raises(CheckpointError, match="refused"):
         load_checkpoint(path)
     assert not marker.exists()
@@ -111,7 +117,7 @@ def test_rng_states_survive_a_checkpoint(tmp_path):
 ])
 def test_every_field_is_checked_whatever_the_loader_accepts(tmp_path, field, value, message):
     """torch 2.14's safe loader rebuilds exceptions: the kit checks each field itself."""
-    contents = {"format": "course_utils.checkpoint/1", "model": {"w": torch.ones(1)}, "config": {"a": 1}}
+    contents = {"format": "course_utils.captioning.checkpoint/1", "model": {"w": torch.ones(1)}, "config": {"a": 1}}
     contents[field] = value
     path = tmp_path / "crafted.pt"
     try:

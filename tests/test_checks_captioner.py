@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from course_utils.attention import Attention
+from course_utils.captioning.attention import Attention
 from course_utils.checks import CheckError, check_attention_weights, load_student_weights
 
 

@@ -7,10 +7,9 @@ from PIL import Image
 from sklearn.metrics import precision_recall_fscore_support
 from torch.utils.data import DataLoader, TensorDataset
 
-import course_utils.classify as classify
-from course_utils.classify import (
+import course_utils.vision.classify as classify
+from course_utils.vision.classify import (
     ArrayDataset,
-    EarlyStopping,
     SmallCNN,
     classification_report,
     confusion,
@@ -20,9 +19,9 @@ from course_utils.classify import (
     load_image_set,
     make_loaders,
     predict,
-    should_stop,
     split_indices,
 )
+from course_utils.vision.early_stopping import EarlyStopping, should_stop
 
 
 def test_split_is_70_15_15_stratified_and_disjoint():

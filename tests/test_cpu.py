@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from course_utils import cpu
+from course_utils.cli import cpu
 
 
 @pytest.fixture

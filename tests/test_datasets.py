@@ -7,12 +7,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from course_utils.datasets import CaptionDataset, EvalDataset, collate_captions, collate_eval, pad_captions
-from course_utils.formats import load_dataset
-from course_utils.images import eval_transform
-from course_utils.synth import generate
-from course_utils.text import tokenize
-from course_utils.vocab import Vocabulary
+from course_utils.caption_data.datasets import CaptionDataset, EvalDataset, collate_captions, collate_eval, pad_captions
+from course_utils.caption_data.formats import load_dataset
+from course_utils.caption_data.synth import generate
+from course_utils.sequence.text import tokenize
+from course_utils.sequence.vocab import Vocabulary
+from course_utils.vision.image_io import eval_transform
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from course_utils.attention import ShowAttendTell
-from course_utils.decoding import Caption, beam_search, decode, greedy_decode, log_normalizer, row_topk
-from course_utils.show_tell import ShowTell
+from course_utils.captioning.attention import ShowAttendTell
+from course_utils.captioning.decoding import Caption, beam_search, decode, greedy_decode, log_normalizer, row_topk
+from course_utils.captioning.show_tell import ShowTell
 
 VOCAB, ENC, P, START, END = 20, 12, 9, 1, 2
 

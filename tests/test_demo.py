@@ -77,14 +77,14 @@ def test_caption_command_with_the_demo_checkpoint(demo_run, tmp_path, capsys):
 def test_caption_command_refuses_bad_checkpoints(demo_run, tmp_path, capsys):
     import torch
 
-    from course_utils.checkpoint import load_checkpoint, save_checkpoint
+    from course_utils.captioning.checkpoint import load_checkpoint, save_checkpoint
 
     _, _, out, root = demo_run
     image = str(sorted((root / "data" / "synth_en_80_s0" / "Images").glob("*.jpg"))[0])
     ckpt = load_checkpoint(out / "captioner.pt")
     ckpt["config"]["hidden_dim"] = 64  # the weights no longer fit the model
     save_checkpoint(tmp_path / "incompatible.pt", **{k: v for k, v in ckpt.items() if k != "format"})
-    torch.save({"format": "course_utils.checkpoint/1", "model": {}, "config": Exception("pickled object")},
+    torch.save({"format": "course_utils.captioning.checkpoint/1", "model": {}, "config": Exception("pickled object")},
                tmp_path / "evil.pt")  # fmt: skip
     for name, message in (("incompatible.pt", "incompatible checkpoint"), ("evil.pt", "refused"),
                           ("nothing.pt", "no such checkpoint")):  # fmt: skip

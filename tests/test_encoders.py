@@ -5,8 +5,9 @@ import urllib.error
 import pytest
 import torch
 
-from course_utils import encoders
-from course_utils.encoders import PretrainedEncoder, SmallCNNEncoder, build_encoder, load_backbone
+from course_utils.captioning.encoders import PretrainedEncoder, SmallCNNEncoder, build_encoder
+from course_utils.vision import pretrained
+from course_utils.vision.pretrained import load_backbone
 
 
 def test_small_cnn_grid_features():
@@ -74,4 +75,4 @@ def test_weights_from_a_local_file(tmp_path):
 def test_unknown_encoder():
     with pytest.raises(ValueError, match="vgg16 is not supported|'vgg16' is not supported"):
         build_encoder("vgg16")
-    assert set(encoders.BACKBONES) == {"resnet50", "resnet101", "resnet152", "mobilenet_v2"}
+    assert set(pretrained.BACKBONES) == {"resnet50", "resnet101", "resnet152", "mobilenet_v2"}

@@ -93,7 +93,7 @@ WRONG = [
     ("03_cross_entropy", "def cross_entropy(q, p):\n    return -(p * torch.log(q)).sum(dim=-1)", "visible"),  # nan
     ("03_cross_entropy", "def cross_entropy(q, p):\n    return -torch.xlogy(p, q).sum()", "hidden"),  # sums the batch
     ("03_mlp_backward", "def mlp_backward(x, y, w1, b1, w2, b2):\n"
-                        "    from course_utils.nn_basics import mlp_backward as ref\n"
+                        "    from course_utils.basics.networks import mlp_backward as ref\n"
                         "    return tuple(g * len(x) for g in ref(x, y, w1, b1, w2, b2))", "visible"),  # sum, not mean
     ("03_adam", "def adam_update(param, grad, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):\n"
                 "    m = beta1 * m + (1 - beta1) * grad\n    v = beta2 * v + (1 - beta2) * grad**2\n"

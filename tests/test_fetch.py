@@ -8,8 +8,8 @@ import zipfile
 
 import pytest
 
-from course_utils import fetch as F
-from course_utils.synth import generate
+from course_utils.caption_data import fetch as F
+from course_utils.caption_data.synth import generate
 
 
 class FakeResponse(io.BytesIO):

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageFilter
 from scipy import ndimage
 
-from course_utils import filters, imaging
+from course_utils.basics import arrays, filters
 
 SEED_X = np.array([[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0], [0, 1, 1, 0, 0]])
 SEED_K = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 1]])
@@ -125,11 +125,11 @@ def test_conv_rejects_wrong_dimensions():
 
 # --------------------------------------------------------------------------- filters against scipy / scikit-image / PIL
 def test_mean_filter_matches_scipy():
-    grey = imaging.load_sample("camera")[:64, :80]
+    grey = arrays.load_sample("camera")[:64, :80]
     np.testing.assert_allclose(
         filters.mean_filter(grey, 5), ndimage.uniform_filter(grey.astype(float), 5, mode="nearest")
     )
-    rgb = imaging.load_sample("astronaut")[:40, :50]
+    rgb = arrays.load_sample("astronaut")[:40, :50]
     out = filters.mean_filter(rgb, 3)
     assert out.shape == rgb.shape
     np.testing.assert_allclose(out[:, :, 1], ndimage.uniform_filter(rgb[:, :, 1].astype(float), 3, mode="nearest"))
@@ -139,7 +139,7 @@ def test_mean_filter_matches_scipy():
 def test_median_filter_matches_scipy_skimage_and_pil(size):
     from skimage.filters import median
 
-    grey = filters.salt_and_pepper(imaging.load_sample("camera")[:60, :70], 0.1)
+    grey = filters.salt_and_pepper(arrays.load_sample("camera")[:60, :70], 0.1)
     ours = filters.median_filter(grey, size)
     assert ours.dtype == np.uint8 and ours.shape == grey.shape
     np.testing.assert_array_equal(ours, ndimage.median_filter(grey, size=size, mode="nearest"))
@@ -154,7 +154,7 @@ def test_median_filter_rejects_even_sizes():
 
 
 def test_sharpen_matches_pil_inside_the_border():
-    grey = imaging.load_sample("camera")[100:160, 200:280]
+    grey = arrays.load_sample("camera")[100:160, 200:280]
     ours = filters.to_uint8(filters.filter2d(grey, filters.SHARPEN))
     pil = np.asarray(
         Image.fromarray(grey).filter(ImageFilter.Kernel((3, 3), filters.SHARPEN.ravel().tolist(), scale=1))
@@ -201,11 +201,11 @@ def test_salt_and_pepper():
 
 
 def test_median_beats_mean_on_salt_and_pepper():
-    clean = imaging.load_sample("camera")[::2, ::2]
+    clean = arrays.load_sample("camera")[::2, ::2]
     noisy = filters.salt_and_pepper(clean, 0.05)
-    noisy_psnr = imaging.psnr(clean, noisy)
-    mean_psnr = imaging.psnr(clean, filters.to_uint8(filters.mean_filter(noisy, 3)))
-    median_psnr = imaging.psnr(clean, filters.median_filter(noisy, 3))
+    noisy_psnr = arrays.psnr(clean, noisy)
+    mean_psnr = arrays.psnr(clean, filters.to_uint8(filters.mean_filter(noisy, 3)))
+    median_psnr = arrays.psnr(clean, filters.median_filter(noisy, 3))
     assert median_psnr > mean_psnr > noisy_psnr
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 from PIL import Image
 
-from course_utils.formats import DatasetFormatError, detect_format, hash_split, load_dataset
+from course_utils.caption_data.formats import DatasetFormatError, detect_format, hash_split, load_dataset
 
 NAMES = ["1000268201_693b08cb0e.jpg", "1001773457_577c3a7d70.jpg", "1002674143_1b742ab4b8.jpg"]
 BOGUS = "2258277193_586949ec62.jpg.1"
@@ -278,7 +278,7 @@ def test_hash_split_is_stable():
 
 
 def test_synthetic_dataset_reads_as_kaggle_and_karpathy(tmp_path):
-    from course_utils.synth import generate
+    from course_utils.caption_data.synth import generate
 
     out = generate(tmp_path / "s", n_images=20, image_size=32)
     data = load_dataset(out)

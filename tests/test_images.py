@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from course_utils.images import (
+from course_utils.vision.image_io import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     ImageError,

@@ -5,10 +5,19 @@ import math
 import pytest
 import torch
 
-from course_utils.lm import WordLM, apply_temperature, batches, encode_captions, evaluate_lm, lm_loss, sample, train_lm
-from course_utils.synth import sample_captions
-from course_utils.text import tokenize
-from course_utils.vocab import Vocabulary
+from course_utils.caption_data.synth import sample_captions
+from course_utils.sequence.language_model import (
+    WordLM,
+    apply_temperature,
+    batches,
+    encode_captions,
+    evaluate_lm,
+    lm_loss,
+    sample,
+    train_lm,
+)
+from course_utils.sequence.text import tokenize
+from course_utils.sequence.vocab import Vocabulary
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +95,7 @@ def test_sampling(data, trained):
 
 
 def test_sentence_log_prob_prefers_captions(data, trained):
-    from course_utils.lm import sentence_log_prob
+    from course_utils.sequence.language_model import sentence_log_prob
 
     vocab, train, model = data[0], data[1], trained
     words = " ".join(vocab.decode(train[0].tolist()))

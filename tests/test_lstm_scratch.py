@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_utils.lstm_scratch import (
+from course_utils.sequence.rnn_cells import (
     LSTMCellScratch,
     gradient_norms,
     lstm_step,

@@ -10,8 +10,8 @@ from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.rouge.rouge import Rouge
 
-from course_utils.metrics import attention_localisation, caption_scores, perplexity, region_boxes
-from course_utils.text import tokenize
+from course_utils.captioning.metrics import attention_localisation, caption_scores, perplexity, region_boxes
+from course_utils.sequence.text import tokenize
 
 REFS = [
     ["a red circle to the left of a blue square", "a blue square right of a red circle",

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_utils import nn_basics as nb
+from course_utils.basics import networks as nb
 
 X = torch.cat([torch.linspace(-6, 6, 101, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)])  # 0 included
 

@@ -32,7 +32,7 @@ def test_notebook_is_clean(path):
 
 
 def test_setup_cells_and_readme_in_sync():
-    from course_utils.source import sync
+    from course_utils.tools.source import sync
 
     assert sync(check=True) == [], "run 'python -m course_utils sync'"
 

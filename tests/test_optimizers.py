@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from course_utils import optimizers as opt
-from course_utils.checks import CheckError, check_update_rule
+from course_utils.basics import optimizers as opt
+from course_utils.basics.optimizers import check_update_rule
+from course_utils.checks import CheckError
 
 KINDS = ["sgd", "momentum", "rmsprop", "adam"]
 HYPER = {

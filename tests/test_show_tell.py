@@ -2,8 +2,8 @@
 
 import torch
 
-from course_utils.show_tell import ShowTell
-from course_utils.train import caption_loss
+from course_utils.captioning.show_tell import ShowTell
+from course_utils.captioning.train import caption_loss
 
 VOCAB, ENC = 20, 12
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from course_utils import synth
-from course_utils.text import tokenize
+from course_utils.caption_data import synth
+from course_utils.sequence.text import tokenize
 
 SIZE = 64
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from course_utils.text import detokenize, tokenize
+from course_utils.sequence.text import detokenize, tokenize
 
 
 def test_lowercase_and_punctuation_dropped():

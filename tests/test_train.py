@@ -11,14 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_utils.captioner import build_captioner
-from course_utils.checkpoint import CheckpointError, load_checkpoint
-from course_utils.datasets import CaptionDataset, EvalDataset, collate_captions
-from course_utils.formats import load_dataset
-from course_utils.images import eval_transform
-from course_utils.synth import generate
-from course_utils.text import tokenize
-from course_utils.train import (
+from course_utils.caption_data.datasets import CaptionDataset, EvalDataset, collate_captions
+from course_utils.caption_data.formats import load_dataset
+from course_utils.caption_data.synth import generate
+from course_utils.captioning.captioner import build_captioner
+from course_utils.captioning.checkpoint import CheckpointError, load_checkpoint
+from course_utils.captioning.train import (
     GroupedCaptions,
     TrainConfig,
     best_path,
@@ -27,7 +25,9 @@ from course_utils.train import (
     fit,
     validation_loss,
 )
-from course_utils.vocab import Vocabulary
+from course_utils.sequence.text import tokenize
+from course_utils.sequence.vocab import Vocabulary
+from course_utils.vision.image_io import eval_transform
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = 32
@@ -146,13 +146,13 @@ def test_early_stopping(tiny):
 DDP_SCRIPT = """
 import sys, torch, torch.distributed as dist
 sys.path.insert(0, {root!r})
-from course_utils.captioner import build_captioner
-from course_utils.datasets import CaptionDataset, EvalDataset
-from course_utils.formats import load_dataset
-from course_utils.images import eval_transform
-from course_utils.text import tokenize
-from course_utils.train import GroupedCaptions, TrainConfig, fit
-from course_utils.vocab import Vocabulary
+from course_utils.captioning.captioner import build_captioner
+from course_utils.caption_data.datasets import CaptionDataset, EvalDataset
+from course_utils.caption_data.formats import load_dataset
+from course_utils.vision.image_io import eval_transform
+from course_utils.sequence.text import tokenize
+from course_utils.captioning.train import GroupedCaptions, TrainConfig, fit
+from course_utils.sequence.vocab import Vocabulary
 
 data = load_dataset({folder!r})
 vocab = Vocabulary.build([tokenize(c) for k in data.images("train") for c in data.captions[k]], min_freq=1)
@@ -191,7 +191,7 @@ def test_torchrun_two_cpu_processes(tiny, tmp_path):
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_mixed_precision_path(tiny, monkeypatch, dtype):
     """The code path GPUs take (autocast, and loss scaling for float16), exercised on the CPU."""
-    import course_utils.train as train
+    import course_utils.captioning.train as train
 
     monkeypatch.setattr(train, "amp_dtype_for", lambda device_type: dtype)
     cfg = TrainConfig(epochs=1, batch_size=8, bleu_images=2, progress=False, device="cpu")

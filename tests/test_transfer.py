@@ -5,9 +5,16 @@ import pytest
 import torch
 import torchvision
 
-import course_utils.transfer as transfer
-from course_utils.classify import ImageSet, make_loaders, split_indices
-from course_utils.transfer import TransferNet, count_trainable, load_pretrained, make_optimizer, run_scenario, top_k
+import course_utils.vision.transfer as transfer
+from course_utils.vision.classify import ImageSet, make_loaders, split_indices
+from course_utils.vision.transfer import (
+    TransferNet,
+    count_trainable,
+    load_pretrained,
+    make_optimizer,
+    run_scenario,
+    top_k,
+)
 
 
 @pytest.fixture
@@ -101,7 +108,7 @@ def test_run_scenario_row(offline):
 
 
 def test_cached_imagenet_weights_are_used(monkeypatch, tmp_path, capsys):
-    """The online path: a cached (or downloadable) file is loaded through encoders.imagenet_state_dict."""
+    """The online path: a cached (or downloadable) file is loaded through pretrained.imagenet_state_dict."""
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     monkeypatch.setattr(transfer, "reachable", lambda *a, **k: False)  # cached: no network needed
     cached = transfer.cached_weights_path("mobilenet_v2")

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from course_utils.vocab import Vocabulary
+from course_utils.sequence.vocab import Vocabulary
 
 CAPTIONS = [["a", "red", "circle"], ["a", "blue", "square"], ["a", "red", "star"], ["one", "red", "circle"]]
 

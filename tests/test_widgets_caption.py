@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from course_utils.captioner import build_captioner
-from course_utils.vocab import Vocabulary
-from course_utils.widgets_caption import caption_app, caption_image, read_upload
+from course_utils.apps.caption_app import caption_app, caption_image, read_upload
+from course_utils.captioning.captioner import build_captioner
+from course_utils.sequence.vocab import Vocabulary
 
 PNG_MAGIC = b"\x89PNG"
 GRID = 4
@@ -125,7 +125,7 @@ def test_caption_image_beam_one_equals_greedy(vocab):
     with torch.no_grad():
         for p in model.decoder.parameters():
             p.normal_(0, 1.0)
-    from course_utils.images import eval_transform
+    from course_utils.vision.image_io import eval_transform
 
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8))
     words, alphas = caption_image(model, vocab, image, eval_transform(32), beam_size=1, max_len=MAX_LEN)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from course_utils.imaging import load_sample
-from course_utils.widgets import filter_explorer
+from course_utils.apps.filter_explorer import filter_explorer
+from course_utils.basics.arrays import load_sample
 
 
 def shown(app):

@@ -7,9 +7,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-import course_utils.transfer as transfer
-from course_utils.classify import SmallCNN, image_transforms
-from course_utils.widgets_predict import predict_app, predict_image, scores_html
+import course_utils.vision.transfer as transfer
+from course_utils.apps.predict_app import predict_app, predict_image, scores_html
+from course_utils.vision.classify import SmallCNN, image_transforms
 
 CLASSES = ["circle", "square", "triangle"]
 

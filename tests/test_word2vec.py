@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils.synth import sample_captions
-from course_utils.text import tokenize
-from course_utils.vocab import Vocabulary
-from course_utils.word2vec import embedding_matrix, load_keyed_vectors, nearest, train_word2vec
+from course_utils.caption_data.synth import sample_captions
+from course_utils.caption_data.word2vec import embedding_matrix, load_keyed_vectors, nearest, train_word2vec
+from course_utils.sequence.text import tokenize
+from course_utils.sequence.vocab import Vocabulary
 
 
 @pytest.fixture(scope="module")

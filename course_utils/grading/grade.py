@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Union
 
-from ..atomic import write_atomic
+from course_utils.files import write_atomic
+
 from .execute import CellResult, Session, kernel_env, read_notebook
 from .feedback import (
     SUMMARY_FIELDS,

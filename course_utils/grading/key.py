@@ -18,7 +18,8 @@ import os
 from pathlib import Path
 from typing import Union
 
-from ..atomic import write_atomic
+from course_utils.files import write_atomic
+
 from .markers import Exercise, Master
 
 KEY_FILE = "key.json"

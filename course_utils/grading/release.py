@@ -27,7 +27,8 @@ from typing import Optional, Union
 
 import nbformat
 
-from ..atomic import write_atomic
+from course_utils.files import write_atomic
+
 from .execute import CellResult, ExecutionResult, execute_notebook, kernel_env, read_notebook
 from .files import default_workers, parallel_map
 from .key import save_key

@@ -1,0 +1,176 @@
+"""The caption app of notebook 10 (ipywidgets): upload or pick an image, choose the beam
+size, read the caption and see where the model looked for each word.
+
+``caption_app(model, vocab, examples)`` returns an ``ipywidgets.VBox``; display it as the
+last line of a cell. Code (and tests) drive it through its attributes:
+
+* ``app.controls["upload"]`` (FileUpload), ``app.controls["example"]`` (Dropdown),
+  ``app.controls["beam"]`` (IntSlider): changing any of them captions the image again;
+* ``app.caption`` (HTML): the caption, or a one-line error for a file that is not an image;
+* ``app.view`` (Image): the attention figure as PNG, one panel per word;
+* ``app.result``: the last caption as a dict ``{"source", "words", "alphas", "beam_size"}``,
+  ``alphas (len(words), num_pixels)`` or None for a model without attention.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import math
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+from PIL import Image
+
+from course_utils.captioning.decoding import decode
+from course_utils.vision.image_io import ImageError, eval_transform, load_image
+
+PathLike = Union[str, Path]
+
+
+@torch.no_grad()
+def caption_image(
+    model: nn.Module,
+    vocab: Any,
+    image: Image.Image,
+    transform: Callable[[Image.Image], torch.Tensor],
+    beam_size: int = 1,
+    max_len: int = 20,
+) -> tuple[list[str], Optional[torch.Tensor]]:
+    """Caption one RGB ``image`` with a :class:`~course_utils.captioning.captioner.Captioner` that has an encoder.
+
+    Returns the words and ``alphas (len(words), num_pixels)`` (None without attention).
+    Greedy decoding for ``beam_size == 1``, beam search otherwise (``course_utils.captioning.decoding``).
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    images = transform(image).unsqueeze(0).to(device)  # (1, 3, H, W)
+    features = model.encode(images)  # (1, num_pixels, encoder_dim)
+    cap = decode(model.decoder, features, vocab.start_id, vocab.end_id, beam_size, max_len)[0]
+    return [vocab.itos[i] for i in cap.ids], cap.alphas
+
+
+def read_upload(value: Any) -> list[tuple[str, bytes]]:
+    """``(file name, bytes)`` of every file held by a ``FileUpload``'s ``value``.
+
+    ipywidgets 8 gives a tuple of dicts with ``name`` and ``content`` (a memoryview);
+    ipywidgets 7 gave a dict ``name -> {"metadata": ..., "content": bytes}``. Both are read.
+    """
+    if isinstance(value, Mapping):  # ipywidgets 7
+        return [(str(name), bytes(item["content"])) for name, item in value.items()]
+    return [(str(item.get("name", "upload")), bytes(item["content"])) for item in value or ()]
+
+
+def load_image_bytes(name: str, content: bytes) -> Image.Image:
+    """An uploaded file as an RGB image, through the same safe loader as files on disk
+    (``images.load_image``: EXIF orientation, every mode to RGB, corrupt files refused)."""
+    suffix = Path(name).suffix if Path(name).suffix else ".img"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"upload{suffix}"
+        path.write_bytes(content)
+        try:
+            return load_image(path)
+        except ImageError as err:
+            raise ImageError(str(err).replace(str(path), name)) from None
+
+
+def attention_png(image: Image.Image, words: Sequence[str], alphas: Optional[torch.Tensor]) -> bytes:
+    """The image with one attention panel per word (``plotting.plot_attention``), as PNG bytes;
+    just the image when there is no attention."""
+    import matplotlib.pyplot as plt
+
+    from course_utils.plotting import plot_attention, show_images
+
+    if alphas is not None and len(words):
+        grid = math.isqrt(alphas.shape[1])
+        fig = plot_attention(image, list(words), alphas, grid)
+    else:
+        fig = show_images([image], titles=[" ".join(words) or "(empty caption)"], ncols=1, size=4)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def caption_app(
+    model: nn.Module,
+    vocab: Any,
+    examples: Union[Mapping[str, PathLike], Sequence[PathLike]] = (),
+    transform: Optional[Callable[[Image.Image], torch.Tensor]] = None,
+    image_size: int = 224,
+    max_beam: int = 5,
+    max_len: int = 20,
+):
+    """An app that captions an uploaded or picked image and shows the attention per word.
+
+    ``model``: a ``Captioner`` with its encoder (it must read images, not cached features);
+    ``examples``: images offered in the drop-down (paths, or a mapping label -> path);
+    ``transform``: PIL image -> ``(3, H, W)`` tensor, by default ``eval_transform(image_size)``.
+    """
+    import ipywidgets as widgets
+
+    if getattr(model, "encoder", None) is None:
+        raise ValueError("caption_app needs a Captioner with its image encoder; this one reads cached features "
+                         "(rebuild it with an 'encoder' in its config)")  # fmt: skip
+    transform = transform or eval_transform(image_size)
+    if not isinstance(examples, Mapping):
+        examples = {Path(p).name: p for p in examples}
+    options = {str(label): Path(p) for label, p in examples.items()}
+
+    upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload")
+    example = widgets.Dropdown(options=list(options), value=next(iter(options), None), description="example")
+    beam = widgets.IntSlider(value=1, min=1, max=max_beam, step=1, description="beam size", continuous_update=False)
+    caption = widgets.HTML()
+    view = widgets.Image(format="png")
+    box = widgets.VBox([widgets.HBox([upload, example, beam]), caption, view])
+    box.controls = {"upload": upload, "example": example, "beam": beam}
+    box.caption, box.view, box.result = caption, view, None
+    current: dict[str, Any] = {"source": None, "load": None}  # the image being shown, and how to read it
+
+    def show() -> None:
+        if current["load"] is None:
+            caption.value = "<i>upload an image or pick an example</i>"
+            return
+        try:
+            image = current["load"]()
+        except ImageError as err:
+            caption.value = f"<b style='color:#b00'>error:</b> {html.escape(str(err))}"
+            view.value, box.result = b"", None
+            return
+        words, alphas = caption_image(model, vocab, image, transform, beam.value, max_len)
+        kind = "greedy" if beam.value == 1 else f"beam search, beam size {beam.value}"
+        caption.value = (f"<b>{html.escape(' '.join(words)) or '(empty caption)'}</b> "
+                         f"<span style='color:#666'>({html.escape(current['source'])}, {kind})</span>")  # fmt: skip
+        view.value = attention_png(image.resize(_display_size(image)), words, alphas)
+        box.result = {"source": current["source"], "words": words, "alphas": alphas, "beam_size": beam.value}
+
+    def on_upload(_change: Any = None) -> None:
+        files = read_upload(upload.value)
+        if files:
+            name, content = files[-1]
+            current.update(source=name, load=lambda: load_image_bytes(name, content))
+            show()
+
+    def on_example(_change: Any = None) -> None:
+        if example.value is not None:
+            path = options[example.value]
+            current.update(source=example.value, load=lambda: load_image(path))
+            show()
+
+    upload.observe(on_upload, names="value")
+    example.observe(on_example, names="value")
+    beam.observe(lambda _change: show(), names="value")
+    on_example()
+    if current["load"] is None:
+        show()
+    return box
+
+
+def _display_size(image: Image.Image, longest: int = 224) -> tuple[int, int]:
+    """Shown size: the longest side at ``longest`` pixels (attention maps are coarse anyway)."""
+    w, h = image.size
+    scale = longest / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))

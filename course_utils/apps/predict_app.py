@@ -1,0 +1,147 @@
+"""The upload-and-predict app of notebook 05 (ipywidgets): seed 003's Streamlit page, in a notebook.
+
+Upload an image (or pick an example): the app shows the top classes with their
+confidence and the activation map, i.e. where the evidence for the top class lies.
+
+``predict_app(model, class_names, transform)`` returns an ``ipywidgets.VBox``; display it
+as the last line of a cell. Code and tests drive it through its attributes:
+
+* ``app.controls["upload"]`` (FileUpload) and ``app.controls["example"]`` (Dropdown);
+* ``app.scores`` (HTML): one line per class, name and confidence in %, or a one-line
+  error for a file that is not an image;
+* ``app.view`` (Image): the image beside its activation map, as PNG;
+* ``app.result``: the last prediction, ``{"source", "top": [(class, probability), ...], "cam"}``.
+
+Uploaded files go through the kit's safe image loader (``images.load_image``), the same
+one as files on disk (helpers shared with the caption app of notebook 10).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from course_utils.apps.caption_app import load_image_bytes, read_upload
+from course_utils.vision.cam import grad_cam, overlay
+from course_utils.vision.image_io import ImageError, load_image
+
+Example = Union[str, Path, Image.Image, np.ndarray]
+
+
+def predict_image(
+    model: nn.Module,
+    image: Image.Image,
+    transform: Callable[[Image.Image], torch.Tensor],
+    class_names: Sequence[str],
+    k: int = 3,
+    cam_layer: Optional[nn.Module] = None,
+) -> dict[str, Any]:
+    """Top-``k`` classes and activation map of one RGB ``image``.
+
+    Models with a ``cam`` method (``transfer.TransferNet``) give their exact class
+    activation map; any other CNN needs ``cam_layer`` (e.g. its last convolution block)
+    for Grad-CAM. Returns ``{"top": [(name, probability), ...], "cam": (H, W) in [0, 1]}``
+    where ``H, W`` is the size of the transformed image.
+    """
+    device = next(model.parameters()).device
+    x = transform(image).to(device)  # (3, H, W)
+    if hasattr(model, "cam"):
+        cam, _, probs = model.cam(x)
+    elif cam_layer is not None:
+        cam, _, probs = grad_cam(model, cam_layer, x)
+    else:
+        raise ValueError(f"{type(model).__name__} has no cam() method: pass cam_layer (its last conv block)")
+    if len(probs) != len(class_names):
+        raise ValueError(f"the model has {len(probs)} outputs but {len(class_names)} class names were given")
+    values, indices = probs.cpu().topk(min(k, len(class_names)))
+    top = [(class_names[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())]
+    return {"top": top, "cam": cam.cpu()}
+
+
+def scores_html(top: Sequence[tuple[str, float]]) -> str:
+    """One line per class: a bar, the name and the confidence in %, best first."""
+    rows = []
+    for name, p in top:
+        bar = f"<span style='display:inline-block;width:{p * 150:.0f}px;height:0.8em;background:#4c72b0'></span>"
+        rows.append(f"<div>{bar} <b>{html.escape(name)}</b> {100 * p:.1f}%</div>")
+    return "".join(rows)
+
+
+def side_by_side_png(image: Image.Image, cam: torch.Tensor, size: int = 224) -> bytes:
+    """PNG of the image (left) and the activation map laid over it (right), each ``size`` pixels."""
+    shown = np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR))  # (size, size, 3)
+    both = np.concatenate([shown, np.full((size, 8, 3), 255, np.uint8), overlay(shown, cam)], axis=1)
+    buffer = io.BytesIO()
+    Image.fromarray(both).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _as_loader(example: Example) -> Callable[[], Image.Image]:
+    if isinstance(example, Image.Image):
+        return lambda: example.convert("RGB")
+    if isinstance(example, np.ndarray):
+        return lambda: Image.fromarray(example).convert("RGB")
+    return lambda: load_image(example)
+
+
+def predict_app(
+    model: nn.Module,
+    class_names: Sequence[str],
+    transform: Callable[[Image.Image], torch.Tensor],
+    examples: Optional[Mapping[str, Example]] = None,
+    k: int = 3,
+    cam_layer: Optional[nn.Module] = None,
+):
+    """An app that classifies an uploaded or picked image and shows its activation map.
+
+    ``transform``: PIL image -> ``(3, H, W)`` tensor, the evaluation transform the model
+    was trained with; ``examples``: label -> path, PIL image or ``(H, W, 3)`` uint8 array,
+    offered in a drop-down (the first one is shown at start).
+    """
+    import ipywidgets as widgets
+
+    options = {str(label): _as_loader(ex) for label, ex in (examples or {}).items()}
+    upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload")
+    example = widgets.Dropdown(options=list(options), value=next(iter(options), None), description="example")
+    scores = widgets.HTML()
+    view = widgets.Image(format="png")
+    box = widgets.VBox([widgets.HBox([upload, example]), scores, view])
+    box.controls = {"upload": upload, "example": example}
+    box.scores, box.view, box.result = scores, view, None
+
+    def show(source: str, load: Callable[[], Image.Image]) -> None:
+        try:
+            image = load()
+        except ImageError as err:
+            scores.value = f"<b style='color:#b00'>error:</b> {html.escape(str(err))}"
+            view.value, box.result = b"", None
+            return
+        out = predict_image(model, image, transform, class_names, k, cam_layer)
+        scores.value = f"<div style='color:#666'>{html.escape(source)}</div>" + scores_html(out["top"])
+        view.value = side_by_side_png(image, out["cam"])
+        box.result = {"source": source, **out}
+
+    def on_upload(_change: Any = None) -> None:
+        files = read_upload(upload.value)
+        if files:
+            name, content = files[-1]
+            show(name, lambda: load_image_bytes(name, content))
+
+    def on_example(_change: Any = None) -> None:
+        if example.value is not None:
+            show(example.value, options[example.value])
+
+    upload.observe(on_upload, names="value")
+    example.observe(on_example, names="value")
+    if options:
+        on_example()
+    else:
+        scores.value = "<i>upload an image</i>"
+    return box

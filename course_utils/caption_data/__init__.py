@@ -1,0 +1,1 @@
+"""Notebook 07: caption datasets, tokenisation, vocabulary, batches, feature cache, Word2Vec."""

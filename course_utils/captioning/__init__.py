@@ -1,0 +1,1 @@
+"""Notebooks 08-10: encoders, Show and Tell, Show Attend and Tell, training, decoding, metrics."""

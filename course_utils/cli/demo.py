@@ -1,0 +1,219 @@
+"""``python -m course_utils demo``: the main job, end to end, offline, on a CPU in minutes.
+
+1. generate the embedded synthetic dataset (coloured shapes, 5 captions per image,
+   ground-truth boxes) if it is not there yet;
+2. build the vocabulary from the training captions, decode and resize every image once
+   (``ImageStore``);
+3. train the attention captioner (a small CNN trained end to end + Show, Attend and
+   Tell) with the kit's training loop;
+4. evaluate on the held-out test split with greedy decoding and beam search: BLEU-1..4,
+   ROUGE-L, CIDEr (METEOR when Java is present and the captions are English) and the
+   attention localisation score (how often the attention peak for an object word falls
+   on that object);
+5. save the checkpoint, the vocabulary, the loss curves, attention figures (one panel
+   per word) and the scores (JSON) to ``--out``.
+
+Why a small CNN rather than a pretrained ResNet here: the job must run offline, where no
+ImageNet weights exist, and within 5 minutes on 2 CPU cores. On a GPU with internet,
+notebook 09 trains the same decoder on cached ResNet-50 features of a real dataset.
+A CNN trained from scratch learns the shapes slowly through the attention (see
+``captioner.Captioner``), so the demo adds the auxiliary "concept" head: with it, test
+BLEU-4 (beam 3) went from 37.5 to 53 and attention localisation from 0.46 to 0.73 in
+the same 6 epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from course_utils.cli.cpu import choose_threads, speed_up_cpu
+from course_utils.files import write_atomic
+
+# Default settings, chosen to finish within 5 minutes on 2 busy CPU cores (see the README).
+IMAGES = 2000  # synthetic images: 80 % train, 10 % val, 10 % test
+IMAGE_SIZE = 96  # pixels, as generated
+MODEL_SIZE = 64  # pixels the encoder sees (images are resized once, in the ImageStore)
+GRID = 8  # the encoder's grid: 8 x 8 = 64 regions
+EPOCHS = 6
+
+
+def model_config(vocab_size: int) -> dict[str, Any]:
+    """The captioner of the demo, as a ``build_captioner`` config (stored in the checkpoint)."""
+    return {
+        "decoder": "attention",
+        "vocab_size": vocab_size,
+        "encoder": "small_cnn",
+        "grid": GRID,
+        "channels": [16, 32, 64, 128],
+        "embed_dim": 64,
+        "hidden_dim": 256,
+        "attention_dim": 128,
+        "dropout": 0.1,
+        "concepts": True,  # auxiliary concept head: see captioner.Captioner
+        "image_size": MODEL_SIZE,
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="runs/demo", help="folder for the checkpoint, figures and scores")
+    parser.add_argument("--lang", choices=["en", "fr"], default="en", help="caption language")
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help=f"training epochs (default {EPOCHS})")
+    parser.add_argument("--images", type=int, default=IMAGES, help=f"synthetic images (default {IMAGES})")
+    parser.add_argument("--beam", type=int, default=3, help="beam size of the beam-search evaluation")
+    parser.add_argument("--data", default=None, help="dataset folder (default: DATA_ROOT/synth_LANG_N)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None, help="force a device, e.g. cpu")
+    parser.add_argument("--meteor", choices=["auto", "yes", "no"], default="auto",
+                        help="METEOR needs Java and takes ~15 s to start (auto: when Java is present)")  # fmt: skip
+    parser.add_argument("--figures", type=int, default=4, help="attention figures to save")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads for torch (0 = auto: all cores, or 1 when other programs keep them busy)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def prepare(args: argparse.Namespace, data_root: Path) -> tuple[Any, Any, dict, Path]:
+    """Dataset on disk, its ``CaptionData``, the vocabulary and the image stores per split."""
+    from course_utils.caption_data.cache import ImageStore
+    from course_utils.caption_data.formats import load_dataset
+    from course_utils.caption_data.synth import generate
+    from course_utils.sequence.text import tokenize
+    from course_utils.sequence.vocab import Vocabulary
+
+    folder = Path(args.data) if args.data else data_root / f"synth_{args.lang}_{args.images}_s{args.seed}"
+    generate(folder, n_images=args.images, lang=args.lang, seed=args.seed, image_size=IMAGE_SIZE)
+    data = load_dataset(folder)
+    train_tokens = [tokenize(c) for k in data.images("train") for c in data.captions[k]]
+    vocab = Vocabulary.build(train_tokens, min_freq=2)
+    stores = {s: ImageStore(data_root / "cache", data, s, size=MODEL_SIZE).build(progress=False)
+              for s in ("train", "val", "test")}  # fmt: skip
+    return data, vocab, stores, folder
+
+
+def save_figures(out: Path, results: list, data: Any, grid: int, n: int) -> list[Path]:
+    """Attention overlays of the first ``n`` test images, one panel per word."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from course_utils.plotting import plot_attention
+    from course_utils.vision.image_io import load_image
+
+    paths = []
+    for r in results[:n]:
+        fig = plot_attention(load_image(data.image_path(r.image)), r.words, r.alphas, grid,
+                             title=f"{r.image}: {' '.join(r.words)}")  # fmt: skip
+        path = out / f"attention_{Path(r.image).stem}.png"
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def localisation(results: list, boxes: dict, grid: int) -> dict[str, float]:
+    from course_utils.captioning.metrics import attention_localisation
+
+    return attention_localisation([r.words for r in results], [r.alphas for r in results],
+                                  [boxes[r.image] for r in results], [(IMAGE_SIZE, IMAGE_SIZE)] * len(results),
+                                  grid)  # fmt: skip
+
+
+def train_captioner(args: argparse.Namespace, data: Any, vocab: Any, stores: dict, out: Path) -> tuple[Any, dict]:
+    """Build the demo's captioner and train it; returns the model and its history."""
+    from course_utils.caption_data.datasets import CaptionDataset, EvalDataset
+    from course_utils.captioning.captioner import build_captioner
+    from course_utils.captioning.train import GroupedCaptions, TrainConfig, fit
+    from course_utils.plotting import plot_curves
+    from course_utils.vision.image_io import eval_transform
+
+    transform = eval_transform(MODEL_SIZE)  # resize (a no-op) + ImageNet normalisation
+    train_set = GroupedCaptions(CaptionDataset(data, "train", vocab, transform=transform, store=stores["train"]))
+    val_set = GroupedCaptions(CaptionDataset(data, "val", vocab, transform=transform, store=stores["val"]))
+    val_eval = EvalDataset(data, "val", transform=transform, store=stores["val"])
+    config = model_config(len(vocab))
+    model = build_captioner(config)
+    print(f"model: small CNN ({GRID}x{GRID} grid) + Show-Attend-Tell decoder, "
+          f"{sum(p.numel() for p in model.parameters()):,} parameters")  # fmt: skip
+    cfg = TrainConfig(epochs=args.epochs, batch_size=16, lr=3e-3, scheduler="cosine", alpha_c=1.0, grad_clip=5.0,
+                      concept_weight=20.0, bleu_images=100, samples=1, seed=args.seed, device=args.device,
+                      checkpoint=str(out / "captioner.pt"), progress=not args.quiet)  # fmt: skip
+    history = fit(model, train_set, val_set, vocab, cfg, eval_set=val_eval, model_config=config)
+    fig = plot_curves(history, keys=["train_loss", "val_loss", "val_bleu4"], title="attention captioner")
+    fig.savefig(out / "curves.png", dpi=80)
+    return model, history
+
+
+def evaluate_test(args: argparse.Namespace, model: Any, data: Any, vocab: Any, stores: dict, folder: Path,
+                  out: Path) -> tuple[list[str], dict]:  # fmt: skip
+    """Greedy and beam-search scores on the test split: the printed lines and the JSON report."""
+    from course_utils.caption_data.datasets import EvalDataset
+    from course_utils.caption_data.synth import load_boxes
+    from course_utils.captioning.metrics import java_available
+    from course_utils.captioning.train import evaluate
+    from course_utils.vision.image_io import eval_transform
+
+    test_eval = EvalDataset(data, "test", transform=eval_transform(MODEL_SIZE), store=stores["test"])
+    meteor = {"auto": None, "yes": True, "no": False}[args.meteor] if args.lang == "en" else False
+    boxes = load_boxes(folder)
+    lines, report = [], {"test_images": len(test_eval)}
+    for beam in sorted({1, args.beam}):
+        scores, results = evaluate(model, test_eval, vocab, beam_size=beam, meteor=meteor)
+        scores.update(localisation(results, boxes, GRID))
+        method = "greedy" if beam == 1 else "beam search"
+        report[f"beam{beam}"] = {"method": method, **scores}
+        lines.append(f"decoding: {method}, beam size {beam}, {len(results)} test images")
+        lines += [f"{key}: {scores[key]:.1f}" for key in ("bleu1", "bleu2", "bleu3", "bleu4", "meteor", "rouge_l",
+                                                            "cider") if key in scores]  # fmt: skip
+        lines.append(f"attention_localisation: {scores['attention_localisation']:.2f}")
+        lines.append(f"attention_localisation_chance: {scores['chance']:.2f}")
+        if beam == max(1, args.beam):  # figures and samples from the best decoding
+            report["figures"] = [str(p) for p in save_figures(out, results, data, GRID, args.figures)]
+            report["samples"] = [{"image": r.image, "caption": " ".join(r.words),
+                                  "references": [" ".join(x) for x in r.references]} for r in results[:20]]  # fmt: skip
+    if args.lang != "en":
+        lines.append("meteor: skipped (pycocoevalcap's METEOR jar has English paraphrase tables only)")
+    elif meteor is None and not java_available():
+        lines.append("meteor: skipped (no java on PATH)")
+    return lines, report
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """JSON written atomically (temporary file, then ``os.replace``)."""
+    write_atomic(path, json.dumps(obj, indent=1, default=float))
+
+
+def run(args: argparse.Namespace) -> int:
+    start = time.time()
+    from course_utils.env import get_env, seed_everything
+
+    env = get_env(seed=args.seed, device=args.device)
+    seed_everything(args.seed)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"device: {env.device.type}" + (f", threads: {choose_threads(args.threads)}" if env.device.type == "cpu"
+                                          else ""))  # fmt: skip
+    if env.device.type == "cpu":
+        speed_up_cpu()  # the command's choice for this process: see course_utils.cli.cpu
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data, vocab, stores, folder = prepare(args, env.data_root)
+    vocab.save(out / "vocab.json")
+    sizes = ", ".join(f"{len(data.images(s))} {s}" for s in ("train", "val", "test"))
+    print(f"data: {folder} ({len(data.captions)} images: {sizes}; vocabulary {len(vocab)} words)")
+    model, history = train_captioner(args, data, vocab, stores, out)
+    lines, report = evaluate_test(args, model, data, vocab, stores, folder, out)
+    seconds = time.time() - start
+    report.update(dataset=str(folder), lang=args.lang, epochs_trained=len(history["train_loss"]), history=history,
+                  seconds=seconds, cpu_seconds=time.process_time(), load_average_at_start=load)  # fmt: skip
+    write_json(out / "scores.json", report)
+    print("\n".join(lines))
+    print(f"seconds: {seconds:.0f}")
+    print(f"saved: {out / 'captioner.pt'}, {out / 'curves.png'}, {len(report['figures'])} attention figures, "
+          f"{out / 'scores.json'}")  # fmt: skip
+    return 0
+
+

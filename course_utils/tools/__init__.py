@@ -1,0 +1,1 @@
+"""Developer tooling (benchmark, kit-source sync): not part of the lessons."""

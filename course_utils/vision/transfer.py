@@ -1,0 +1,228 @@
+"""Transfer learning: the three training scenarios of seed 004 (notebook 05).
+
+1. **from scratch**: random initialisation, every weight trained;
+2. **frozen feature extractor**: an ImageNet network without its last layer, frozen;
+   only a new linear layer (the "head") is trained on its features;
+3. **fine-tuning**: start from ImageNet weights and keep training every layer (the
+   pretrained ones with a smaller learning rate).
+
+:class:`TransferNet` is one of torchvision's ResNet-50 or MobileNetV2 cut before its
+global pooling, then pooled, with a new head. Because it ends with global average
+pooling and one linear layer, its class activation map (CAM) is exact
+(:meth:`TransferNet.cam`).
+
+**Pretrained weights.** ImageNet weights come from torch's hub cache, or are downloaded
+(``download.pytorch.org``, ~100 MB for ResNet-50, ~14 MB for MobileNetV2), or are read
+from a local file (``weights="path/to/state_dict.pth"``). Offline, one line says so and
+the network keeps its random initialisation: the code runs the same, but the frozen and
+fine-tuned scenarios then start from random features, so they lose their advantage.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torchvision
+from torch import nn
+from torch.utils.data import DataLoader
+
+from course_utils.vision.cam import normalize_map, upsample_map
+from course_utils.vision.classify import fit, predict, reachable
+from course_utils.vision.pretrained import (
+    BACKBONES,
+    WeightsUnavailable,
+    backbone_blocks,
+    imagenet_state_dict,
+    load_backbone,
+)
+
+MODES = ("scratch", "frozen", "finetune")
+ARCHS = ("resnet50", "mobilenet_v2")
+WEIGHTS_HOST = "download.pytorch.org"
+
+
+def imagenet_weights(arch: str) -> torchvision.models.WeightsEnum:
+    """torchvision's default ImageNet weights entry for ``arch`` (url, class names, ...)."""
+    return torchvision.models.get_model_weights(arch).DEFAULT
+
+
+def imagenet_classes(arch: str = "resnet50") -> list[str]:
+    """The 1,000 ImageNet class names (shipped inside torchvision: no download)."""
+    return list(imagenet_weights(arch).meta["categories"])
+
+
+def cached_weights_path(arch: str) -> Path:
+    """Where torch's hub cache keeps the ImageNet weights file of ``arch``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(imagenet_weights(arch).url).name
+
+
+def load_pretrained(arch: str, weights: Union[str, Path, None] = "imagenet") -> tuple[nn.Module, str]:
+    """A torchvision classifier ``arch`` and where its weights came from.
+
+    ``weights``: ``"imagenet"`` (cache, else download), a file holding a state dict, or
+    None (random). Returns ``(model, source)`` with ``source`` one of ``"imagenet"``,
+    the file path, or ``"random"``. When ImageNet weights are neither cached nor
+    downloadable it prints one line and returns the random network.
+    """
+    if arch not in BACKBONES:
+        raise ValueError(f"arch must be one of {', '.join(BACKBONES)}, got {arch!r}")
+    if weights is None:
+        return load_backbone(arch, None), "random"
+    if str(weights) != "imagenet":
+        return load_backbone(arch, weights), str(weights)  # reads the file with weights_only=True
+    model = load_backbone(arch, None)
+    if cached_weights_path(arch).is_file() or reachable(WEIGHTS_HOST, 443):
+        try:
+            model.load_state_dict(imagenet_state_dict(arch))
+            return model, "imagenet"
+        except WeightsUnavailable as err:
+            reason = str(err)
+    else:
+        reason = f"not in {cached_weights_path(arch).parent} and {WEIGHTS_HOST} is unreachable"
+    print(f"offline: no ImageNet weights for {arch} ({reason}); using random initialisation instead")
+    return model, "random"
+
+
+class TransferNet(nn.Module):
+    """A torchvision backbone cut before pooling + global average pooling + a linear head.
+
+    ``images (batch, 3, H, W)`` -> ``logits (batch, num_classes)``; the backbone's feature
+    maps are ``(batch, C, H/32, W/32)`` with ``C`` = 2048 (ResNet-50) or 1280 (MobileNetV2).
+
+    ``mode``: ``"scratch"`` (random weights, all trained), ``"frozen"`` (pretrained
+    backbone frozen and kept in eval mode so its batch-norm statistics never move; only
+    the head trains) or ``"finetune"`` (pretrained, everything trains).
+    ``num_classes=None`` keeps torchvision's own ImageNet head (1,000 classes).
+    """
+
+    def __init__(
+        self,
+        arch: str = "mobilenet_v2",
+        num_classes: Optional[int] = None,
+        mode: str = "frozen",
+        weights: Union[str, Path, None] = "imagenet",
+        dropout: float = 0.2,
+    ):
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        net, self.weights_source = load_pretrained(arch, None if mode == "scratch" else weights)
+        self.arch, self.mode = arch, mode
+        self.blocks = nn.Sequential(*backbone_blocks(arch, net))  # (batch, C, h, w)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        if num_classes is None:  # the ImageNet classifier itself
+            self.fc = net.fc if arch.startswith("resnet") else net.classifier[-1]
+            self.class_names: Optional[list[str]] = imagenet_classes(arch)
+        else:
+            self.fc = nn.Linear(BACKBONES[arch], num_classes)
+            self.class_names = None
+        for p in self.blocks.parameters():
+            p.requires_grad_(mode != "frozen")
+        self.train()  # puts a frozen backbone in eval mode from the start
+
+    def train(self, mode: bool = True) -> TransferNet:
+        super().train(mode)
+        if self.mode == "frozen":
+            self.blocks.eval()  # a frozen extractor keeps its ImageNet batch-norm statistics
+        return self
+
+    def feature_maps(self, images: torch.Tensor) -> torch.Tensor:
+        """``(batch, 3, H, W)`` -> ``(batch, C, H/32, W/32)``: the maps the head pools."""
+        return self.blocks(images)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``(batch, 3, H, W)`` -> ``(batch, num_classes)`` logits."""
+        pooled = self.pool(self.feature_maps(images)).flatten(1)  # (batch, C)
+        return self.fc(self.dropout(pooled))
+
+    @torch.no_grad()
+    def cam(self, image: torch.Tensor, class_idx: Optional[int] = None) -> tuple[torch.Tensor, int, torch.Tensor]:
+        """Class activation map of one image ``(3, H, W)``.
+
+        Returns ``(cam (H, W) in [0, 1], class_idx, probs (num_classes,))``; the class
+        defaults to the predicted one. Since ``logit_k = sum_c w[k, c] * mean(A_c) + b_k``,
+        the map ``sum_c w[k, c] * A_c`` shows where the evidence for class ``k`` lies.
+        """
+        was_training = self.training
+        self.eval()
+        maps = self.feature_maps(image[None])[0]  # (C, h, w)
+        probs = self.fc(maps.mean(dim=(1, 2))).softmax(0)  # (num_classes,)
+        self.train(was_training)
+        if class_idx is None:
+            class_idx = int(probs.argmax())
+        cam = torch.einsum("c,chw->hw", self.fc.weight[class_idx], maps)  # (h, w)
+        return normalize_map(upsample_map(cam, tuple(image.shape[-2:]))), class_idx, probs
+
+
+def count_trainable(model: nn.Module) -> int:
+    """Number of parameters that an optimiser would update (``requires_grad``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def make_optimizer(model: TransferNet, lr: float = 1e-3, backbone_lr_factor: float = 0.1) -> torch.optim.Adam:
+    """Adam over the trainable parameters; when fine-tuning, the pretrained backbone gets
+    ``lr * backbone_lr_factor`` so that large early updates do not wreck its features."""
+    head = [p for p in model.fc.parameters() if p.requires_grad]
+    body = [p for p in model.blocks.parameters() if p.requires_grad]
+    factor = backbone_lr_factor if model.mode == "finetune" and model.weights_source != "random" else 1.0
+    groups = [{"params": head, "lr": lr}]
+    if body:
+        groups.append({"params": body, "lr": lr * factor})
+    return torch.optim.Adam(groups)
+
+
+def run_scenario(
+    arch: str,
+    mode: str,
+    loaders: dict[str, DataLoader],
+    num_classes: int,
+    epochs: int = 3,
+    lr: float = 1e-3,
+    device: Union[str, torch.device] = "cpu",
+    weights: Union[str, Path, None] = "imagenet",
+    verbose: bool = False,
+) -> tuple[TransferNet, dict]:
+    """Train one (architecture, scenario) pair on ``loaders["train"]`` / ``["val"]`` and test it.
+
+    Same data, epochs and learning rate for every scenario, so the rows compare. Returns
+    the trained model and one row: test accuracy, parameters (total and trained), seconds
+    per epoch, where the weights came from, and the ``history``.
+    """
+    model = TransferNet(arch, num_classes, mode, weights)
+    opt = make_optimizer(model, lr)
+    history = fit(model, loaders["train"], loaders["val"], epochs=epochs, patience=epochs,
+                  device=device, optimizer=opt, verbose=verbose)  # fmt: skip
+    y_true, probs = predict(model, loaders["test"], device)
+    row = {
+        "arch": arch,
+        "scenario": mode,
+        "weights": model.weights_source,
+        "test_acc": float((probs.argmax(1) == y_true).mean()),
+        "params": sum(p.numel() for p in model.parameters()),
+        "trained_params": count_trainable(model),
+        "sec_per_epoch": float(np.mean(history["seconds"])),
+        "history": history,
+    }
+    return model, row
+
+
+def top_k(probs: torch.Tensor, class_names: Sequence[str], k: int = 3) -> list[tuple[str, float]]:
+    """The ``k`` most probable classes of ``probs (num_classes,)`` as ``(name, probability)``, best first."""
+    values, indices = torch.as_tensor(probs).topk(min(k, len(class_names)))
+    return [(class_names[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())]
+
+
+def timed_forward(model: nn.Module, images: torch.Tensor, repeats: int = 3) -> float:
+    """Mean seconds of one forward pass of ``images (batch, 3, H, W)`` in eval mode (after a warm-up)."""
+    model.eval()
+    with torch.no_grad():
+        model(images)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            model(images)
+    return (time.perf_counter() - start) / repeats
