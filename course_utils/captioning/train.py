@@ -162,10 +162,12 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     groups = [{"params": dec}]
     if enc:
         groups.append({"params": enc, "lr": cfg.encoder_lr or cfg.lr})
-    try:  # one fused kernel for all parameters (see docs/benchmarks.md)
-        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
-    except (RuntimeError, TypeError, ValueError):  # older torch, or a device without the fused kernel
-        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if next(model.parameters()).device.type in ("cpu", "cuda"):  # the devices with a fused Adam kernel
+        try:  # one kernel for all parameters (see docs/benchmarks.md)
+            return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+        except (RuntimeError, TypeError, ValueError):  # older torch: CUDA only, or no fused Adam at all
+            pass
+    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
