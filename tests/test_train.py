@@ -226,3 +226,73 @@ def test_mixed_precision_path(tiny, monkeypatch, dtype):
     history = fit(model_for(tiny["vocab"]), tiny["train"], tiny["val"], tiny["vocab"], cfg, eval_set=tiny["eval"],
                   log=quiet)  # fmt: skip
     assert math.isfinite(history["train_loss"][0]) and math.isfinite(history["val_loss"][0])
+
+
+def test_autocast_is_guarded_where_torch_lacks_it(monkeypatch):
+    """Apple's MPS has autocast only from torch 2.5 (the requirements allow 2.1): train in float32 there."""
+    import course_utils.captioning.train as train
+
+    monkeypatch.setattr(torch.amp, "is_autocast_available", lambda device_type: device_type != "mps")
+    autocast, scaler = train.mixed_precision(torch.device("mps"))
+    assert not autocast._enabled and not scaler.is_enabled()
+    monkeypatch.delattr(torch.amp, "is_autocast_available")  # torch < 2.4 has no such function
+    assert not train.autocast_available("mps") and train.autocast_available("cuda")
+    autocast, scaler = train.mixed_precision(torch.device("mps"))
+    with autocast:  # a switched-off context that every torch accepts
+        assert not torch.is_autocast_enabled()
+    assert scaler.scale(torch.ones(())) == 1  # switched off: the loss goes through unchanged
+
+
+def test_resume_from_a_checkpoint_with_early_stopping_counters(tiny, tmp_path):
+    """Checkpoints written before the shared EarlyStopping held a "trainer" dict: they still resume."""
+    from course_utils.captioning.checkpoint import save_checkpoint
+
+    ckpt = tmp_path / "old.pt"
+    cfg = dict(batch_size=8, bleu_images=0, progress=False, device="cpu", patience=1, lr=1e-9)
+    fit(model_for(tiny["vocab"]), tiny["train"], tiny["val"], tiny["vocab"],
+        TrainConfig(epochs=1, checkpoint=str(ckpt), **cfg), log=quiet)  # fmt: skip
+    contents = load_checkpoint(ckpt)
+    contents.pop("format"), contents.pop("early_stopping")
+    save_checkpoint(ckpt, **contents, trainer={"best_val_loss": contents["history"]["val_loss"][0], "bad_epochs": 0,
+                                               "best_epoch": 1})  # fmt: skip
+    lines = []
+    history = fit(model_for(tiny["vocab"]), tiny["train"], tiny["val"], tiny["vocab"], TrainConfig(epochs=5, **cfg),
+                  resume=ckpt, log=lines.append)  # fmt: skip
+    assert len(history["val_loss"]) == 2  # a learning rate of 1e-9 does not improve: stop after one more epoch
+    assert any("early stopping" in line and "best: epoch 1" in line for line in lines)
+
+
+def test_placement_joins_and_leaves_the_process_group(monkeypatch):
+    """Under torchrun (RANK, WORLD_SIZE set), fit's placement joins the group and leaves it at the end,
+    unless the caller had joined it (then it is the caller's to destroy)."""
+    from course_utils.captioning import distributed
+
+    calls = []
+    joined = {"now": False}
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: joined["now"])
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda backend: calls.append(("init", backend)))
+    monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: calls.append(("destroy",)))
+    monkeypatch.setenv("RANK", "1"), monkeypatch.setenv("WORLD_SIZE", "2"), monkeypatch.setenv("LOCAL_RANK", "1")
+    with distributed.placement("cpu") as place:
+        assert (place.rank, place.world_size, place.is_main, place.distributed) == (1, 2, False, True)
+        assert calls == [("init", "gloo")]
+    assert calls == [("init", "gloo"), ("destroy",)]
+    joined["now"] = True
+    calls.clear()
+    with distributed.placement("cpu"):
+        pass
+    assert calls == []
+    monkeypatch.setenv("WORLD_SIZE", "1"), monkeypatch.setenv("RANK", "0")
+    with distributed.placement("cpu") as place:
+        assert place.is_main and not place.distributed
+    assert calls == []
+
+
+def test_fit_gives_the_callers_random_state_back(tiny):
+    model = model_for(tiny["vocab"])
+    torch.manual_seed(11)
+    expected = torch.rand(3)
+    torch.manual_seed(11)
+    cfg = TrainConfig(epochs=1, batch_size=8, bleu_images=0, progress=False, device="cpu", seed=4)
+    fit(model, tiny["train"], tiny["val"], tiny["vocab"], cfg, log=quiet)
+    torch.testing.assert_close(torch.rand(3), expected)
