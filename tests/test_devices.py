@@ -177,6 +177,22 @@ def test_transfer_net_cam_on_the_device(monkeypatch):
         assert result[0].shape == (64, 64) and result[2].shape == (3,)
 
 
+def test_predict_app_on_the_device(monkeypatch):
+    """The notebook-05 app calls the CAM functions: a PIL upload in, CPU scores and map out."""
+    from PIL import Image
+
+    from course_utils.apps.predict_app import predict_image
+    from course_utils.vision.classify import image_transforms
+
+    picture = Image.fromarray((np.random.default_rng(1).random((40, 40, 3)) * 255).astype(np.uint8))
+    with second_device(monkeypatch) as device:
+        small = SmallCNN(3, image_size=32, widths=(4, 4, 4), hidden=8).to(device)
+        result = predict_image(small, picture, image_transforms(32, train=False), ["a", "b", "c"],
+                               cam_layer=small.features[2])  # fmt: skip
+        assert_on_cpu(result, "predict_image")
+        assert result["cam"].shape == (32, 32) and len(result["top"]) == 3
+
+
 # --------------------------------------------------------------------------- the captioner's training loop
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):

@@ -103,7 +103,9 @@ def caption_loss(
 
 
 def forward_batch(model: nn.Module, batch: Sequence[torch.Tensor], device: torch.device) -> DecoderOutput:
-    """Run the model on ``(inputs, captions, lengths[, owners])`` from a loader."""
+    """Run the model on a batch from a loader, moved to ``device``: ``inputs`` (images
+    ``(batch, 3, H, W)`` or cached features ``(batch, num_pixels, encoder_dim)``), ``captions
+    (n, max_len)``, ``lengths (n,)`` and, for :class:`GroupedCaptions`, ``owners (n,)``."""
     inputs, captions, lengths = (t.to(device, non_blocking=True) for t in batch[:3])
     owners = batch[3].to(device) if len(batch) > 3 else None
     return model(inputs, captions, lengths, owners)
