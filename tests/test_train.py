@@ -296,3 +296,24 @@ def test_fit_gives_the_callers_random_state_back(tiny):
     cfg = TrainConfig(epochs=1, batch_size=8, bleu_images=0, progress=False, device="cpu", seed=4)
     fit(model, tiny["train"], tiny["val"], tiny["vocab"], cfg, log=quiet)
     torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_resume_without_gpu_from_a_two_gpu_checkpoint(tiny, tmp_path):
+    """A checkpoint written on Kaggle's two T4s (one CUDA random state per GPU, as the kit saved them
+    before) resumes on this GPU-less machine with one line saying dropout will differ."""
+    from course_utils.captioning.checkpoint import save_checkpoint
+
+    ckpt = tmp_path / "t4x2.pt"
+    cfg = dict(batch_size=8, bleu_images=0, progress=False, device="cpu")
+    fit(model_for(tiny["vocab"]), tiny["train"], tiny["val"], tiny["vocab"],
+        TrainConfig(epochs=1, checkpoint=str(ckpt), **cfg), log=quiet)  # fmt: skip
+    contents = load_checkpoint(ckpt)
+    contents.pop("format")
+    contents["rng"]["cuda"] = [torch.zeros(16, dtype=torch.uint8), torch.ones(16, dtype=torch.uint8)]
+    save_checkpoint(ckpt, **contents)
+    lines = []
+    history = fit(model_for(tiny["vocab"]), tiny["train"], tiny["val"], tiny["vocab"], TrainConfig(epochs=2, **cfg),
+                  resume=ckpt, log=lines.append)  # fmt: skip
+    assert len(history["val_loss"]) == 2
+    notes = [line for line in lines if line.startswith("note:")]
+    assert len(notes) == 1 and "from cuda, this run is on cpu" in notes[0]
