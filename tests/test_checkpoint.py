@@ -11,6 +11,7 @@ import torch
 from course_utils.captioning.checkpoint import (
     CheckpointError,
     load_checkpoint,
+    private_rng,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -150,3 +151,92 @@ def test_foreign_files_are_named_truthfully(tmp_path, content, kind):
 def test_a_folder_is_not_a_checkpoint(tmp_path):
     with pytest.raises(CheckpointError, match="it is a folder"):
         load_checkpoint(tmp_path)
+
+
+class FakeCuda:
+    """``torch.cuda``'s RNG functions on a machine with ``count`` GPUs (none exist here): each GPU's
+    generator state is a small tensor; naming a GPU the machine lacks raises IndexError, as torch does."""
+
+    def __init__(self, count: int):
+        self.states = [torch.full((4,), 10 + i, dtype=torch.uint8) for i in range(count)]
+
+    def index(self, device="cuda") -> int:
+        index = torch.device(device).index or 0
+        if index >= len(self.states):
+            raise IndexError(f"list index out of range (GPU {index} of {len(self.states)})")
+        return index
+
+    def install(self, monkeypatch) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: bool(self.states))
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: len(self.states))
+        monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device="cuda": self.states[self.index(device)].clone())
+        monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [s.clone() for s in self.states])
+
+        def set_state(state, device="cuda"):
+            self.states[self.index(device)] = state.clone()
+
+        def set_all(states):
+            for i, state in enumerate(states):
+                set_state(state, i)
+
+        monkeypatch.setattr(torch.cuda, "set_rng_state", set_state)
+        monkeypatch.setattr(torch.cuda, "set_rng_state_all", set_all)
+
+
+def two_gpu_rng(tmp_path, monkeypatch, legacy: bool):
+    """A checkpoint written on a two-GPU machine (Kaggle's T4 x2): the kit's format, or the
+    earlier one that kept one CUDA state per visible GPU."""
+    FakeCuda(2).install(monkeypatch)
+    state = rng_state(device=torch.device("cuda", 1))
+    if legacy:
+        del state["device"]
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    save_checkpoint(tmp_path / "two_gpus.pt", model={}, config={}, rng=state)
+    return load_checkpoint(tmp_path / "two_gpus.pt")["rng"]
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_resume_on_one_gpu_from_two(tmp_path, monkeypatch, legacy):
+    saved = two_gpu_rng(tmp_path, monkeypatch, legacy)
+    if not legacy:  # only the training device's state is saved
+        assert saved["device"]["type"] == "cuda" and saved["device"]["state"].tolist() == [11] * 4
+    one = FakeCuda(1)
+    one.install(monkeypatch)
+    lines = []
+    set_rng_state(saved, device=torch.device("cuda"), log=lines.append)  # torch raised IndexError here
+    assert lines == []
+    assert one.states[0].tolist() == ([11] * 4 if not legacy else [10] * 4)
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_resume_without_gpu_from_two_says_so_in_one_line(tmp_path, monkeypatch, legacy):
+    saved = two_gpu_rng(tmp_path, monkeypatch, legacy)
+    FakeCuda(0).install(monkeypatch)
+    torch.manual_seed(5)
+    lines = []
+    set_rng_state(saved, device=torch.device("cpu"), log=lines.append)
+    assert len(lines) == 1 and "from cuda, this run is on cpu" in lines[0]
+    torch.testing.assert_close(torch.get_rng_state(), saved["torch"])  # the CPU's state is restored all the same
+
+
+def test_resume_on_a_gpu_from_a_cpu_run_says_so(tmp_path, monkeypatch):
+    FakeCuda(0).install(monkeypatch)
+    saved = rng_state(device=torch.device("cpu"))
+    gpu = FakeCuda(1)
+    gpu.install(monkeypatch)
+    lines = []
+    set_rng_state(saved, device=torch.device("cuda", 0), log=lines.append)
+    assert len(lines) == 1 and "from cpu, this run is on cuda" in lines[0]
+    assert gpu.states[0].tolist() == [10] * 4  # left as it was
+
+
+def test_private_rng_leaves_the_callers_stream_alone():
+    torch.manual_seed(3), np.random.seed(3), random.seed(3)
+    expected = (torch.rand(2), np.random.rand(2), random.random())
+    torch.manual_seed(3), np.random.seed(3), random.seed(3)
+    with private_rng():
+        torch.manual_seed(100), torch.rand(5), np.random.rand(5), random.random()
+    got = (torch.rand(2), np.random.rand(2), random.random())
+    torch.testing.assert_close(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+    assert got[2] == expected[2]

@@ -6,10 +6,11 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts:
   state dicts;
 * ``config``: the dict that rebuilds the model (``course_utils.captioning.captioner.build_captioner``);
 * ``vocab``: the vocabulary's word list (``itos``);
-* ``epoch``, ``history``, ``trainer`` (early-stopping counters);
-* ``rng``: the states of python's, numpy's and torch's generators (and CUDA's, and the
-  data loader's), so that a resumed run draws the same dropout masks and batch order
-  as an uninterrupted one.
+* ``epoch``, ``history``, ``early_stopping`` (the state of
+  ``course_utils.vision.early_stopping.EarlyStopping``);
+* ``rng``: the states of python's, numpy's and torch's generators (and the training
+  device's, and the data loader's), so that a resumed run draws the same dropout masks
+  and batch order as an uninterrupted one.
 
 It is written atomically (temporary file, then ``os.replace``): an interrupted save
 never leaves a half-written file. It is read with ``torch.load(weights_only=True)``,
@@ -20,12 +21,13 @@ file cannot run code when loaded.
 from __future__ import annotations
 
 import collections
+import contextlib
 import pickle
 import random
 import re
 import zipfile
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Iterator, Optional, Union
 
 import numpy as np
 import torch
@@ -39,8 +41,26 @@ class CheckpointError(RuntimeError):
     """A checkpoint file is missing, corrupt, refused or incompatible."""
 
 
-def rng_state(generator: Optional[torch.Generator] = None) -> dict[str, Any]:
-    """Python, numpy, torch (and CUDA, and ``generator``) RNG states as plain data."""
+def _device_rng(device: Optional[torch.device]) -> Optional[Any]:
+    """The random-number module of ``device`` (``torch.cuda``, ``torch.mps``), or None for the CPU."""
+    if device is None or device.type not in ("cuda", "mps"):
+        return None
+    module = getattr(torch, device.type)
+    available = module.is_available() if device.type == "cuda" else torch.backends.mps.is_available()
+    return module if available and hasattr(module, "get_rng_state") else None
+
+
+def _which(device: torch.device) -> tuple:
+    """Arguments naming ``device`` for ``torch.cuda``'s RNG functions (``torch.mps``'s take none)."""
+    return (device,) if device.type == "cuda" else ()
+
+
+def rng_state(generator: Optional[torch.Generator] = None, device: Optional[torch.device] = None) -> dict[str, Any]:
+    """Python, numpy, torch (and ``device``'s, and ``generator``'s) RNG states as plain data.
+
+    Only the training device's generator is saved (``cuda:1`` under torchrun), not one per
+    visible GPU: the run may resume on a machine with another number of GPUs.
+    """
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     version, internal, py_gauss = random.getstate()
     state: dict[str, Any] = {
@@ -48,24 +68,66 @@ def rng_state(generator: Optional[torch.Generator] = None) -> dict[str, Any]:
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
         "torch": torch.get_rng_state(),
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    module = _device_rng(device)
+    if module is not None:
+        state["device"] = {"type": device.type, "state": module.get_rng_state(*_which(device))}
     if generator is not None:
         state["generator"] = generator.get_state()
     return state
 
 
-def set_rng_state(state: dict[str, Any], generator: Optional[torch.Generator] = None) -> None:
-    """Restore what :func:`rng_state` saved."""
+def _saved_device_state(state: dict[str, Any], device: Optional[torch.device]) -> tuple[Optional[str], Any]:
+    """``(device type, generator state)`` saved in ``state``; checkpoints before the kit saved the
+    training device's state only hold ``cuda``: one state per GPU of the machine that wrote them."""
+    if "device" in state:
+        return state["device"]["type"], state["device"]["state"]
+    if "cuda" in state:
+        states = state["cuda"]
+        if isinstance(states, torch.Tensor):
+            return "cuda", states
+        index = (device.index or 0) if device is not None and device.type == "cuda" else 0
+        return "cuda", states[index] if index < len(states) else states[0]
+    return None, None
+
+
+def set_rng_state(
+    state: dict[str, Any],
+    generator: Optional[torch.Generator] = None,
+    device: Optional[torch.device] = None,
+    log: Callable[[str], None] = print,
+) -> None:
+    """Restore what :func:`rng_state` saved; ``device`` is where training goes on.
+
+    When the checkpoint was written on another kind of device (a GPU run resumed on a CPU,
+    say), that device's generator cannot be restored: one line says so and the run goes on
+    (its dropout masks then differ from an uninterrupted run's).
+    """
     version, internal, py_gauss = state["python"]
     random.setstate((version, tuple(internal), py_gauss))
     kind, keys, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    saved_type, saved = _saved_device_state(state, device)
+    module = _device_rng(device)
+    if module is not None and saved_type == device.type:
+        module.set_rng_state(saved, *_which(device))
+    elif saved_type is not None or module is not None:
+        here = device.type if device is not None else "cpu"
+        log(f"note: the checkpoint's random state is from {saved_type or 'cpu'}, this run is on {here}: "
+            f"dropout after resuming will differ from an uninterrupted run")
     if generator is not None and "generator" in state:
         generator.set_state(state["generator"])
+
+
+@contextlib.contextmanager
+def private_rng(device: Optional[torch.device] = None) -> Iterator[None]:
+    """Run a block with its own random state: the caller's python, numpy, torch and ``device``
+    generators are restored afterwards, as if the block had drawn no random number."""
+    saved = rng_state(device=device)
+    try:
+        yield
+    finally:
+        set_rng_state(saved, device=device)
 
 
 def save_checkpoint(path: Union[str, Path], **contents: Any) -> Path:
@@ -90,7 +152,8 @@ FIELDS: dict[str, str] = {
     "vocab": "words",  # list of strings
     "epoch": "int",
     "history": "history",  # names -> lists of numbers
-    "trainer": "config",
+    "early_stopping": "config",
+    "trainer": "config",  # early-stopping counters of checkpoints written before ``early_stopping``
     "rng": "state",
 }
 REQUIRED = ("model", "config")

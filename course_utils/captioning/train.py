@@ -15,39 +15,46 @@
 It returns the ``history`` dict (``train_loss``, ``val_loss``, ``val_perplexity``,
 ``val_bleu4``, ``lr``, ``seconds``) that ``plotting.plot_curves`` draws.
 
+The loop itself is short (:func:`fit`, :func:`train_one_epoch`); the rest of the file
+is its parts: the loss, mixed precision, the optimiser and schedule, and the
+:class:`TrainingState` that checkpoints save and resumed runs restore.
+
 Distributed: launched with ``torchrun --nproc_per_node=N script.py``, the same call
-trains with DistributedDataParallel (NCCL on GPUs, gloo on CPU): each process sees
-``1/N`` of every epoch, gradients are averaged, process 0 prints and saves.
+trains with DistributedDataParallel (``course_utils.captioning.distributed``): each
+process sees ``1/N`` of every epoch, gradients are averaged, process 0 evaluates,
+prints and saves.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from course_utils.captioning import distributed
 from course_utils.captioning.attention import DecoderOutput, doubly_stochastic_penalty
+from course_utils.captioning.batches import GroupedCaptions, collate_for, collate_grouped  # noqa: F401 (for notebooks)
 from course_utils.captioning.checkpoint import (
     CheckpointError,
     load_checkpoint,
+    private_rng,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
 from course_utils.captioning.decoding import CaptionResult, caption_batches
 from course_utils.captioning.metrics import caption_scores, perplexity
-from course_utils.env import amp_dtype_for, pick_device
+from course_utils.env import amp_dtype_for
+from course_utils.vision.early_stopping import EarlyStopping
 
 
 @dataclass
@@ -78,46 +85,6 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)  # free notes saved with the checkpoint
 
 
-# --------------------------------------------------------------------------- batching by image
-class GroupedCaptions(Dataset):
-    """One item per image with its captions, from a ``CaptionDataset`` (which has one per pair).
-
-    The encoder then runs once per image instead of once per caption, which is what makes
-    end-to-end training affordable on a CPU. ``captions_per_image`` draws that many of the
-    image's captions each time (None: all of them). Items: ``(image, [caption (length,), ...])``.
-    """
-
-    def __init__(self, pairs: Dataset, captions_per_image: Optional[int] = None) -> None:
-        self.pairs, self.k = pairs, captions_per_image
-        self.groups: dict[int, list[list[int]]] = {}
-        for image_index, ids in pairs.pairs:
-            self.groups.setdefault(image_index, []).append(ids)
-        self.order = sorted(self.groups)
-
-    def __len__(self) -> int:
-        return len(self.order)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        image_index = self.order[i]
-        caps = self.groups[image_index]
-        if self.k is not None and self.k < len(caps):
-            caps = [caps[j] for j in torch.randperm(len(caps))[: self.k].tolist()]
-        image = self.pairs.source(self.pairs.keys[image_index])
-        return image, [torch.tensor(c, dtype=torch.long) for c in caps]
-
-
-def collate_grouped(batch: list[tuple[torch.Tensor, list[torch.Tensor]]]):
-    """Items of :class:`GroupedCaptions` -> ``images (n_images, ...)``, ``captions (n_captions, max_len)``,
-    ``lengths (n_captions,)`` and ``owners (n_captions,)``: the image row of each caption."""
-    from course_utils.caption_data.datasets import pad_captions
-
-    images = torch.stack([b[0] for b in batch])
-    caps = [c for b in batch for c in b[1]]
-    owners = torch.tensor([i for i, b in enumerate(batch) for _ in b[1]], dtype=torch.long)
-    captions, lengths = pad_captions(caps)
-    return images, captions, lengths, owners
-
-
 # --------------------------------------------------------------------------- loss
 def caption_loss(
     out: DecoderOutput, alpha_c: float = 1.0, concept_weight: float = 1.0
@@ -136,32 +103,25 @@ def caption_loss(
 
 
 def forward_batch(model: nn.Module, batch: Sequence[torch.Tensor], device: torch.device) -> DecoderOutput:
-    """Run the model on ``(inputs, captions, lengths[, owners])`` from a loader."""
+    """Run the model on a batch from a loader, moved to ``device``: ``inputs`` (images
+    ``(batch, 3, H, W)`` or cached features ``(batch, num_pixels, encoder_dim)``), ``captions
+    (n, max_len)``, ``lengths (n,)`` and, for :class:`GroupedCaptions`, ``owners (n,)``."""
     inputs, captions, lengths = (t.to(device, non_blocking=True) for t in batch[:3])
     owners = batch[3].to(device) if len(batch) > 3 else None
     return model(inputs, captions, lengths, owners)
 
 
-# --------------------------------------------------------------------------- distributed
-def distributed_info() -> tuple[int, int, int]:
-    """``(rank, world_size, local_rank)`` as set by ``torchrun`` (``(0, 1, 0)`` otherwise)."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
-
-
-def init_distributed(device: torch.device) -> None:
-    """Join the process group started by torchrun: NCCL on CUDA, gloo on CPU."""
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-
-
 # --------------------------------------------------------------------------- evaluation
 @torch.no_grad()
-def validation_loss(model: nn.Module, loader: Any, device: torch.device, amp: Callable) -> tuple[float, int]:
+def validation_loss(
+    model: nn.Module, loader: Any, device: torch.device, autocast: Optional[contextlib.AbstractContextManager] = None
+) -> tuple[float, int]:
     """Summed cross-entropy and token count over ``loader`` (teacher forcing, eval mode)."""
     model.eval()
+    autocast = autocast or contextlib.nullcontext()
     total, tokens = 0.0, 0
     for batch in loader:
-        with amp():
+        with autocast:
             out = forward_batch(model, batch, device)
         total += float(F.cross_entropy(out.logits.float(), out.targets, reduction="sum"))
         tokens += int(out.targets.numel())
@@ -194,7 +154,7 @@ def evaluate(
     return {**scores, "beam_size": float(beam_size)}, results
 
 
-# --------------------------------------------------------------------------- the loop
+# --------------------------------------------------------------------------- the parts of the loop
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """Adam over the trainable parameters; the encoder's may get their own learning rate."""
     encoder = getattr(model, "encoder", None)
@@ -204,10 +164,12 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     groups = [{"params": dec}]
     if enc:
         groups.append({"params": enc, "lr": cfg.encoder_lr or cfg.lr})
-    try:  # one fused kernel for all parameters: the optimizer step ran 4x faster on a CPU (bench)
-        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
-    except (RuntimeError, TypeError, ValueError):  # older torch, or a device without the fused kernel
-        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if next(model.parameters()).device.type in ("cpu", "cuda"):  # the devices with a fused Adam kernel
+        try:  # one kernel for all parameters (see docs/benchmarks.md)
+            return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+        except (RuntimeError, TypeError, ValueError):  # older torch: CUDA only, or no fused Adam at all
+            pass
+    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
@@ -219,30 +181,34 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.
     raise ValueError(f"TrainConfig.scheduler must be 'step' or 'cosine', got {cfg.scheduler!r}")
 
 
-def _loader(dataset: Dataset, cfg: TrainConfig, shuffle: bool, generator: Optional[torch.Generator],
-            sampler: Any = None, collate: Optional[Callable] = None) -> DataLoader:  # fmt: skip
-    return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
-                      generator=generator, collate_fn=collate, num_workers=cfg.num_workers,
-                      pin_memory=torch.cuda.is_available())  # fmt: skip
+def autocast_available(device_type: str) -> bool:
+    """Whether ``torch.autocast`` knows ``device_type`` (Apple's "mps" only from torch 2.5)."""
+    check = getattr(torch.amp, "is_autocast_available", None)  # torch >= 2.4
+    return check(device_type) if check is not None else device_type in ("cuda", "cpu")
 
 
-def _collate_for(dataset: Dataset) -> Callable:
-    if isinstance(dataset, GroupedCaptions) or isinstance(getattr(dataset, "dataset", None), GroupedCaptions):
-        return collate_grouped
-    from course_utils.caption_data.datasets import collate_captions
+def mixed_precision(device: torch.device, enabled: bool = True) -> tuple[torch.autocast, Any]:
+    """``(autocast, scaler)`` for a run on ``device``: the loop uses both the same way everywhere.
 
-    return collate_captions
-
-
-def _grad_scaler(device: torch.device) -> Any:
-    """Loss scaling for float16 (its small range would round tiny gradients to zero)."""
+    bfloat16 on recent GPUs, float16 on older GPUs and MPS (with loss scaling: float16's
+    small range would round tiny gradients to zero), float32 on the CPU, where both are
+    switched off (``enabled=False``) and do nothing.
+    """
+    dtype = amp_dtype_for(device.type) if enabled and autocast_available(device.type) else None
+    # A switched-off autocast names the CPU: every torch accepts it, whatever the device.
+    autocast = torch.autocast(device.type if dtype else "cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None)
     if hasattr(torch.amp, "GradScaler"):  # torch >= 2.3
-        return torch.amp.GradScaler(device.type)
-    return torch.cuda.amp.GradScaler()
+        return autocast, torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    return autocast, torch.cuda.amp.GradScaler(enabled=dtype == torch.float16 and device.type == "cuda")
 
 
-def _bar(iterable: Any, cfg: TrainConfig, rank: int, desc: str) -> Iterator:
-    return tqdm(iterable, desc=desc, leave=False, disable=not cfg.progress or rank != 0, mininterval=1.0)
+def _loader(dataset: Dataset, cfg: TrainConfig, generator: Optional[torch.Generator] = None,
+            sampler: Any = None) -> DataLoader:  # fmt: skip
+    """Batches of ``dataset``; shuffled by ``generator`` (training) unless a sampler shares them out."""
+    shuffle = generator is not None and sampler is None
+    return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=shuffle, sampler=sampler, generator=generator,
+                      collate_fn=collate_for(dataset), num_workers=cfg.num_workers,
+                      pin_memory=torch.cuda.is_available())  # fmt: skip
 
 
 def train_one_epoch(
@@ -251,38 +217,116 @@ def train_one_epoch(
     optimizer: torch.optim.Optimizer,
     scaler: Any,
     cfg: TrainConfig,
-    amp: Callable,
+    autocast: contextlib.AbstractContextManager,
     device: torch.device,
 ) -> tuple[float, int]:
     """One pass over ``batches``: forward, loss, backward, clip, step. Returns the summed
-    cross-entropy and the number of target tokens (their ratio is the train loss)."""
+    cross-entropy and the number of target tokens (their ratio is the train loss).
+
+    ``scaler`` multiplies the loss before ``backward`` and divides the gradients back
+    (``unscale_``) before clipping; switched off, each of its calls is a plain step.
+    """
     net.train()
     loss_sum, tokens = torch.zeros((), device=device), 0
     for batch in batches:
-        with amp():
+        with autocast:
             out = forward_batch(net, batch, device)
         loss, ce = caption_loss(out, cfg.alpha_c, cfg.concept_weight)
         optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:  # float16: scale the loss up so small gradients survive, then back down
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-        else:
-            loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
         if cfg.grad_clip:
             nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         n = int(out.targets.numel())
-        loss_sum += ce.detach() * n
+        loss_sum += ce.detach() * n  # stays on the device: no wait for the GPU at each batch
         tokens += n
         if getattr(batches, "disable", True) is False:  # a visible tqdm bar
             batches.set_postfix(loss=f"{float(ce.detach()):.3f}", refresh=False)
     return float(loss_sum), tokens
 
 
+@dataclass
+class TrainingState:
+    """What changes while :func:`fit` runs; a checkpoint saves it and a resumed run restores it."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: Any
+    stopper: EarlyStopping  # the losses seen so far: when to stop, which epoch was best
+    generator: torch.Generator  # the batch order
+    history: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in HISTORY_KEYS})
+    epoch: int = 0  # epochs done
+
+    def record(self, epoch: int, train_loss: float, val_loss: float, bleu4: float, lr: float, seconds: float) -> None:
+        """Append one epoch's metrics to ``history``."""
+        values = (train_loss, val_loss, perplexity(val_loss), bleu4, lr, seconds)
+        for key, value in zip(HISTORY_KEYS, values):
+            self.history[key].append(value)
+        self.epoch = epoch
+
+    def contents(self, cfg: TrainConfig, vocab: Any, model_config: Optional[dict], device: torch.device) -> dict:
+        """The checkpoint's fields (see ``course_utils.captioning.checkpoint``)."""
+        return dict(model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
+                    scheduler=self.scheduler.state_dict(), scaler=self.scaler.state_dict(),
+                    config=dict(model_config or {}), vocab=list(getattr(vocab, "itos", [])), epoch=self.epoch,
+                    history=self.history, early_stopping=self.stopper.state_dict(), train_config=asdict(cfg),
+                    rng=rng_state(self.generator, device))  # fmt: skip
+
+    def restore(self, path: Union[str, Path], device: torch.device, log: Callable[[str], None]) -> None:
+        """Continue from the checkpoint at ``path``, written by :meth:`contents`."""
+        ckpt = load_checkpoint(path)  # on the CPU: RNG states must stay there; weights are copied over
+        try:
+            self.model.load_state_dict(ckpt["model"])
+        except RuntimeError as err:
+            raise CheckpointError(f"{path}: does not fit this model ({str(err).splitlines()[0]})") from None
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("scaler"):  # empty when the run that wrote it did not scale losses
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.history, self.epoch = ckpt["history"], int(ckpt["epoch"])
+        # Older checkpoints kept early-stopping counters ("trainer"): the losses give them back.
+        saved = ckpt.get("early_stopping") or {"min_delta": 0.0, "losses": self.history["val_loss"]}
+        self.stopper.load_state_dict({**saved, "patience": self.stopper.patience})  # this run's patience
+        set_rng_state(ckpt["rng"], self.generator, device, log)
+        log(f"resumed from {path} after epoch {self.epoch}")
+
+
+HISTORY_KEYS = ("train_loss", "val_loss", "val_perplexity", "val_bleu4", "lr", "seconds")
+
+
+def bleu_and_samples(model: nn.Module, eval_set: Optional[Dataset], vocab: Any, cfg: TrainConfig,
+                     log: Callable[[str], None]) -> float:  # fmt: skip
+    """BLEU-4 of greedy captions of the first ``cfg.bleu_images`` images (NaN when skipped); logs samples."""
+    if eval_set is None or cfg.bleu_images <= 0:
+        return math.nan
+    scores, results = evaluate(model, eval_set, vocab, 1, cfg.max_len, limit=cfg.bleu_images)
+    for r in results[: cfg.samples]:
+        log(f"  sample {r.image}: {' '.join(r.words)}   | reference: {' '.join(r.references[0])}")
+    return scores["bleu4"]
+
+
+def save_epoch(state: TrainingState, cfg: TrainConfig, vocab: Any, model_config: Optional[dict],
+               device: torch.device) -> None:  # fmt: skip
+    """Write the last epoch's checkpoint, and the best one's when this epoch improved."""
+    if cfg.checkpoint:
+        contents = state.contents(cfg, vocab, model_config, device)
+        save_checkpoint(cfg.checkpoint, **contents)
+        if state.stopper.improved:
+            save_checkpoint(best_path(cfg.checkpoint), **contents)
+
+
+def epoch_line(history: dict[str, list[float]], epoch: int, epochs: int) -> str:
+    """``epoch 3/10: train_loss 2.811, val_loss 2.904, ...``: the last values of ``history``."""
+    h = {key: values[-1] for key, values in history.items()}
+    return (f"epoch {epoch}/{epochs}: train_loss {h['train_loss']:.3f}, val_loss {h['val_loss']:.3f}, "
+            f"val_perplexity {h['val_perplexity']:.2f}, val_bleu4 {h['val_bleu4']:.1f}, lr {h['lr']:.2g}, "
+            f"{h['seconds']:.1f} s")  # fmt: skip
+
+
+# --------------------------------------------------------------------------- the loop
 def fit(
     model: nn.Module,
     train_set: Dataset,
@@ -300,104 +344,52 @@ def fit(
     ``eval_set``: an ``EvalDataset`` of validation images, for BLEU-4 and samples;
     ``model_config``: the ``build_captioner`` config, stored in checkpoints;
     ``resume``: a checkpoint written by an earlier ``fit``, continued to ``cfg.epochs``.
-    ``fit`` seeds torch's global generator with ``cfg.seed`` (dropout) and owns the one
-    that shuffles batches, so a run is reproducible and a resumed run continues exactly.
-    Under DistributedDataParallel, exact resumption holds for process 0's random state.
+    Random numbers (dropout, batch order) come from ``cfg.seed`` alone, so a run is
+    reproducible and a resumed run continues exactly; the caller's random state is given
+    back unchanged. Under DistributedDataParallel, exact resumption holds for process 0.
     """
-    rank, world, local_rank = distributed_info()
-    device = pick_device(cfg.device)
-    if world > 1 and device.type == "cuda":
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    if world > 1:
-        init_distributed(device)
-    torch.manual_seed(cfg.seed + rank)  # dropout masks and augmentation
-    generator = torch.Generator().manual_seed(cfg.seed)  # batch order
-    amp_dtype = amp_dtype_for(device.type) if cfg.amp else None
-    amp = lambda: torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
-    scaler = _grad_scaler(device) if amp_dtype == torch.float16 else None
+    with distributed.placement(cfg.device) as place, private_rng(place.device):
+        torch.manual_seed(cfg.seed + place.rank)  # dropout masks and augmentation
+        model.to(place.device)
+        autocast, scaler = mixed_precision(place.device, cfg.amp)
+        optimizer = make_optimizer(model, cfg)
+        state = TrainingState(model, optimizer, make_scheduler(optimizer, cfg), scaler,
+                              EarlyStopping(cfg.patience, keep_weights=False),  # the best weights go to a file
+                              torch.Generator().manual_seed(cfg.seed))  # fmt: skip
+        if resume is not None:
+            state.restore(resume, place.device, log)
+        net = distributed.wrap(model, place)
+        sampler = distributed.train_sampler(train_set, place, cfg.seed)
+        train_loader = _loader(train_set, cfg, state.generator, sampler)
+        val_loader = _loader(distributed.shard(val_set, place), cfg)
 
-    model.to(device)
-    optimizer = make_optimizer(model, cfg)
-    scheduler = make_scheduler(optimizer, cfg)
-    history: dict[str, list[float]] = {k: [] for k in ("train_loss", "val_loss", "val_perplexity", "val_bleu4",
-                                                        "lr", "seconds")}  # fmt: skip
-    trainer = {"best_val_loss": math.inf, "bad_epochs": 0, "best_epoch": 0}
-    start_epoch = 0
-    if resume is not None:
-        ckpt = load_checkpoint(resume)  # on the CPU: RNG states must stay there; weights are copied over
-        try:
-            model.load_state_dict(ckpt["model"])
-        except RuntimeError as err:
-            raise CheckpointError(f"{resume}: does not fit this model ({str(err).splitlines()[0]})") from None
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if scaler is not None and "scaler" in ckpt:
-            scaler.load_state_dict(ckpt["scaler"])
-        history, trainer, start_epoch = ckpt["history"], ckpt["trainer"], int(ckpt["epoch"])
-        set_rng_state(ckpt["rng"], generator)
-        log(f"resumed from {resume} after epoch {start_epoch}")
+        for epoch in range(state.epoch + 1, cfg.epochs + 1):
+            start = time.time()
+            if sampler is not None:
+                sampler.set_epoch(epoch)  # a new order each epoch, shared out the same way on every rank
+            bar = tqdm(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, mininterval=1.0,
+                       disable=not cfg.progress or not place.is_main)  # fmt: skip
+            loss_sum, tokens = train_one_epoch(net, bar, optimizer, scaler, cfg, autocast, place.device)
+            distributed.sync_buffers(model, place)
+            val_sum, val_tokens = validation_loss(model, val_loader, place.device, autocast)
+            loss_sum, tokens, val_sum, val_tokens = distributed.sum_over_ranks(
+                [loss_sum, tokens, val_sum, val_tokens], place)  # fmt: skip
+            lr = optimizer.param_groups[0]["lr"]
+            state.scheduler.step()
+            bleu4 = bleu_and_samples(model, eval_set, vocab, cfg, log) if place.is_main else math.nan
 
-    net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
-        if world > 1 else model  # fmt: skip
-    sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=cfg.seed) if world > 1 else None
-    train_loader = _loader(train_set, cfg, True, generator, sampler, _collate_for(train_set))
-    val_part = Subset(val_set, range(rank, len(val_set), world)) if world > 1 else val_set
-    val_loader = _loader(val_part, cfg, False, None, None, _collate_for(val_set))
-
-    for epoch in range(start_epoch + 1, cfg.epochs + 1):
-        t0 = time.time()
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        bar = _bar(train_loader, cfg, rank, f"epoch {epoch}/{cfg.epochs}")
-        loss_sum, tokens = train_one_epoch(net, bar, optimizer, scaler, cfg, amp, device)
-        train_loss = loss_sum / max(tokens, 1)
-
-        val_sum, val_tokens = validation_loss(model, val_loader, device, amp)
-        if world > 1:  # every process saw part of the data: add up
-            sums = torch.tensor([train_loss * tokens, tokens, val_sum, val_tokens], dtype=torch.float64, device=device)
-            dist.all_reduce(sums)
-            train_loss, val_loss = float(sums[0] / sums[1]), float(sums[2] / max(float(sums[3]), 1.0))
-        else:
             val_loss = val_sum / max(val_tokens, 1)
-        lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
-
-        bleu4 = math.nan
-        if rank == 0 and eval_set is not None and cfg.bleu_images > 0:
-            scores, results = evaluate(model, eval_set, vocab, 1, cfg.max_len, limit=cfg.bleu_images)
-            bleu4 = scores["bleu4"]
-            for r in results[: cfg.samples]:
-                log(f"  sample {r.image}: {' '.join(r.words)}   | reference: {' '.join(r.references[0])}")
-        for key, value in (("train_loss", train_loss), ("val_loss", val_loss), ("val_perplexity", perplexity(val_loss)),
-                           ("val_bleu4", bleu4), ("lr", lr), ("seconds", time.time() - t0)):  # fmt: skip
-            history[key].append(value)
-        improved = val_loss < trainer["best_val_loss"]
-        if improved:
-            trainer.update(best_val_loss=val_loss, bad_epochs=0, best_epoch=epoch)
-        else:
-            trainer["bad_epochs"] += 1
-        if rank == 0:
-            log(f"epoch {epoch}/{cfg.epochs}: train_loss {train_loss:.3f}, val_loss {val_loss:.3f}, "
-                f"val_perplexity {perplexity(val_loss):.2f}, val_bleu4 {bleu4:.1f}, lr {lr:.2g}, "
-                f"{history['seconds'][-1]:.1f} s")  # fmt: skip
-            if cfg.checkpoint:
-                contents = dict(
-                    model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                    config=dict(model_config or {}), vocab=list(getattr(vocab, "itos", [])), epoch=epoch,
-                    history=history, trainer=dict(trainer), train_config=asdict(cfg), rng=rng_state(generator),
-                )  # fmt: skip
-                if scaler is not None:
-                    contents["scaler"] = scaler.state_dict()
-                save_checkpoint(cfg.checkpoint, **contents)
-                if improved:
-                    save_checkpoint(best_path(cfg.checkpoint), **contents)
-        if cfg.patience and trainer["bad_epochs"] >= cfg.patience:
-            if rank == 0:
+            state.record(epoch, loss_sum / max(tokens, 1), val_loss, bleu4, lr, time.time() - start)
+            stop = state.stopper.step(val_loss)  # the same losses on every rank: the same decision
+            if place.is_main:
+                log(epoch_line(state.history, epoch, cfg.epochs))
+                save_epoch(state, cfg, vocab, model_config, place.device)
+            if stop and place.is_main:
                 log(f"early stopping: no better val_loss for {cfg.patience} epochs "
-                    f"(best: epoch {trainer['best_epoch']})")
-            break
-    return history
+                    f"(best: epoch {state.stopper.best_epoch})")  # fmt: skip
+            if stop:
+                break
+        return state.history
 
 
 def best_path(checkpoint: Union[str, Path]) -> Path:

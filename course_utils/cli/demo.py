@@ -143,8 +143,9 @@ def train_captioner(args: argparse.Namespace, data: Any, vocab: Any, stores: dic
                       concept_weight=20.0, bleu_images=100, samples=1, seed=args.seed, device=args.device,
                       checkpoint=str(out / "captioner.pt"), progress=not args.quiet)  # fmt: skip
     history = fit(model, train_set, val_set, vocab, cfg, eval_set=val_eval, model_config=config)
-    fig = plot_curves(history, keys=["train_loss", "val_loss", "val_bleu4"], title="attention captioner")
-    fig.savefig(out / "curves.png", dpi=80)
+    if int(os.environ.get("RANK", 0)) == 0:  # under torchrun, rank 0 alone writes (its history has the BLEU scores)
+        fig = plot_curves(history, keys=["train_loss", "val_loss", "val_bleu4"], title="attention captioner")
+        fig.savefig(out / "curves.png", dpi=80)
     return model, history
 
 
@@ -205,6 +206,8 @@ def run(args: argparse.Namespace) -> int:
     sizes = ", ".join(f"{len(data.images(s))} {s}" for s in ("train", "val", "test"))
     print(f"data: {folder} ({len(data.captions)} images: {sizes}; vocabulary {len(vocab)} words)")
     model, history = train_captioner(args, data, vocab, stores, out)
+    if int(os.environ.get("RANK", 0)) != 0:  # under torchrun, rank 0 alone evaluates and writes the scores
+        return 0
     lines, report = evaluate_test(args, model, data, vocab, stores, folder, out)
     seconds = time.time() - start
     report.update(dataset=str(folder), lang=args.lang, epochs_trained=len(history["train_loss"]), history=history,

@@ -14,6 +14,9 @@
 
 Written by hand (rather than with a library such as ``pytorch-grad-cam``) because the
 notebooks teach both methods in a few lines.
+
+Devices: the image goes to the model's device (a GPU after training) and every result
+comes back on the CPU, where numpy and matplotlib can read it.
 """
 
 from __future__ import annotations
@@ -29,21 +32,26 @@ from torch import nn
 from course_utils.plotting import to_numpy_image
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Where ``model``'s parameters live (the CPU for a model without parameters)."""
+    return next(model.parameters(), torch.empty(0)).device
+
+
 def activations(model: nn.Module, layer: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Output of ``layer`` when ``model`` runs on ``images (batch, 3, H, W)``, e.g. ``(batch, C, h, w)``."""
+    """Output of ``layer`` when ``model`` runs on ``images (batch, 3, H, W)``, e.g. ``(batch, C, h, w)``, on the CPU."""
     store: list[torch.Tensor] = []
     handle = layer.register_forward_hook(lambda _m, _i, out: store.append(out.detach()))
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            model(images)
+            model(images.to(model_device(model)))
     finally:
         handle.remove()
         model.train(was_training)
     if not store:
         raise ValueError(f"layer {type(layer).__name__} did not run in the forward pass of {type(model).__name__}")
-    return store[0]
+    return store[0].cpu()
 
 
 def class_activation_map(feature_maps: torch.Tensor, fc_weight: torch.Tensor, class_idx: int) -> torch.Tensor:
@@ -76,11 +84,11 @@ def grad_cam(
 ) -> tuple[torch.Tensor, int, torch.Tensor]:
     """Grad-CAM of one image ``(3, H, W)`` (or ``(1, 3, H, W)``) at the output of ``layer``.
 
-    Returns ``(cam (H, W) in [0, 1], class_idx, probs (num_classes,))``; ``class_idx``
-    defaults to the predicted class. The model runs in eval mode; its parameters are
-    not changed and their ``.grad`` is left untouched.
+    Returns ``(cam (H, W) in [0, 1], class_idx, probs (num_classes,))`` on the CPU;
+    ``class_idx`` defaults to the predicted class. The model runs in eval mode; its
+    parameters are not changed and their ``.grad`` is left untouched.
     """
-    images = image if image.ndim == 4 else image[None]  # (1, 3, H, W)
+    images = (image if image.ndim == 4 else image[None]).to(model_device(model))  # (1, 3, H, W)
     store: dict[str, torch.Tensor] = {}
 
     def keep(_m: nn.Module, _i: tuple, out: torch.Tensor) -> None:
@@ -92,17 +100,17 @@ def grad_cam(
     try:
         with torch.enable_grad():
             logits = model(images)  # (1, num_classes)
+            probs = logits[0].detach().softmax(0).cpu()  # (num_classes,)
             if class_idx is None:
-                class_idx = int(logits.argmax(1))
+                class_idx = int(probs.argmax())
             maps = store["maps"]
             (grads,) = torch.autograd.grad(logits[0, class_idx], maps)  # (1, C, h, w)
     finally:
         handle.remove()
         model.train(was_training)
     weights = grads[0].mean(dim=(1, 2))  # (C,): how much each channel pushes the class score
-    cam = torch.einsum("c,chw->hw", weights, maps[0].detach())  # (h, w)
-    cam = normalize_map(upsample_map(cam, tuple(images.shape[-2:])))
-    return cam, class_idx, logits[0].detach().softmax(0)
+    cam = torch.einsum("c,chw->hw", weights, maps[0].detach()).cpu()  # (h, w)
+    return normalize_map(upsample_map(cam, tuple(images.shape[-2:]))), class_idx, probs
 
 
 def overlay(image: np.ndarray, cam: torch.Tensor, alpha: float = 0.45, cmap: str = "jet") -> np.ndarray:
@@ -110,7 +118,7 @@ def overlay(image: np.ndarray, cam: torch.Tensor, alpha: float = 0.45, cmap: str
     import matplotlib
 
     image = np.asarray(image)
-    cam = torch.as_tensor(cam, dtype=torch.float32)
+    cam = torch.as_tensor(cam).detach().cpu().float()  # a map computed on a GPU comes back here
     if tuple(cam.shape) != image.shape[:2]:
         cam = upsample_map(cam, image.shape[:2])
     heat = matplotlib.colormaps[cmap](cam.clamp(0, 1).numpy())[..., :3] * 255  # (H, W, 3)
@@ -125,8 +133,6 @@ def plot_activation_maps(
     ``images``: ``(H, W, 3)`` uint8 arrays (or anything :func:`to_numpy_image` reads);
     ``cams``: ``(h, w)`` maps in [0, 1], resized to the image if needed.
     """
-    from course_utils.vision.cam import overlay  # torch is only needed for this figure
-
     n = len(images)
     fig, axes = plt.subplots(2, n, figsize=(2.4 * n, 5.0), squeeze=False)
     for i in range(n):

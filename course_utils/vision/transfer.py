@@ -144,18 +144,18 @@ class TransferNet(nn.Module):
     def cam(self, image: torch.Tensor, class_idx: Optional[int] = None) -> tuple[torch.Tensor, int, torch.Tensor]:
         """Class activation map of one image ``(3, H, W)``.
 
-        Returns ``(cam (H, W) in [0, 1], class_idx, probs (num_classes,))``; the class
+        Returns ``(cam (H, W) in [0, 1], class_idx, probs (num_classes,))`` on the CPU; the class
         defaults to the predicted one. Since ``logit_k = sum_c w[k, c] * mean(A_c) + b_k``,
         the map ``sum_c w[k, c] * A_c`` shows where the evidence for class ``k`` lies.
         """
         was_training = self.training
         self.eval()
-        maps = self.feature_maps(image[None])[0]  # (C, h, w)
-        probs = self.fc(maps.mean(dim=(1, 2))).softmax(0)  # (num_classes,)
+        maps = self.feature_maps(image[None].to(self.fc.weight.device))[0]  # (C, h, w), on the model's device
+        probs = self.fc(maps.mean(dim=(1, 2))).softmax(0).cpu()  # (num_classes,)
         self.train(was_training)
         if class_idx is None:
             class_idx = int(probs.argmax())
-        cam = torch.einsum("c,chw->hw", self.fc.weight[class_idx], maps)  # (h, w)
+        cam = torch.einsum("c,chw->hw", self.fc.weight[class_idx], maps).cpu()  # (h, w)
         return normalize_map(upsample_map(cam, tuple(image.shape[-2:]))), class_idx, probs
 
 
