@@ -205,7 +205,8 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     if enc:
         groups.append({"params": enc, "lr": cfg.encoder_lr or cfg.lr})
     try:  # one fused kernel for all parameters: the optimizer step ran 4x faster on a CPU (bench)
-        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+        # copies: torch < 2.4 writes fused=True into the groups before refusing CPU tensors
+        return torch.optim.Adam([dict(g) for g in groups], lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):  # older torch, or a device without the fused kernel
         return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
