@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from course_utils.apps.upload import load_image_bytes, read_upload
+from course_utils.apps.upload import load_image_bytes, read_upload, simulate_upload
 from course_utils.vision.image_io import ImageError
 
 IPYWIDGETS_MAJOR = int(ipywidgets.__version__.split(".")[0])
@@ -38,18 +38,6 @@ def value_v8(*files: tuple[str, bytes]) -> tuple:
     when = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
     return tuple({"name": name, "type": "image/png", "size": len(content), "content": memoryview(content),
                   "last_modified": when} for name, content in files)  # fmt: skip
-
-
-def simulate_upload(widget, name: str, content: bytes) -> None:
-    """Put one file into ``widget`` (a FileUpload) the way the browser front end does, for the
-    installed ipywidgets: 8 sets ``value``; 7 sends ``metadata`` and ``data``, then bumps
-    ``_counter``, which makes the widget rebuild its (read-only) ``value``."""
-    if IPYWIDGETS_MAJOR >= 8:
-        widget.value = value_v8((name, content))
-    else:
-        widget.metadata = [{"name": name, "type": "image/png", "size": len(content), "lastModified": 0}]
-        widget.data = [content]
-        widget._counter += 1
 
 
 @pytest.mark.parametrize("make_value", [value_v7, value_v8], ids=["ipywidgets7", "ipywidgets8"])

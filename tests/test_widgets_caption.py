@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_upload import simulate_upload  # a browser upload for the installed ipywidgets (7 or 8)
 
 from course_utils.apps.caption_app import caption_app, caption_image, read_upload
+from course_utils.apps.upload import simulate_upload  # a browser upload, ipywidgets 7 or 8
 from course_utils.captioning.captioner import build_captioner
 from course_utils.sequence.vocab import Vocabulary
 

@@ -5,10 +5,10 @@ import io
 import numpy as np
 import torch
 from PIL import Image
-from test_upload import simulate_upload  # a browser upload for the installed ipywidgets (7 or 8)
 
 import course_utils.vision.transfer as transfer
 from course_utils.apps.predict_app import predict_app, predict_image, scores_html
+from course_utils.apps.upload import simulate_upload  # a browser upload, ipywidgets 7 or 8
 from course_utils.vision.classify import SmallCNN, image_transforms
 
 CLASSES = ["circle", "square", "triangle"]

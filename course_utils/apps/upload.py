@@ -6,12 +6,15 @@ and the two store an upload differently in ``FileUpload.value``:
 * ipywidgets 7: a dict ``{file name: {"metadata": {...}, "content": bytes}}``;
 * ipywidgets 8: a tuple of dicts ``({"name": ..., "type": ..., "size": ..., "content": memoryview, ...}, ...)``.
 
-:func:`read_upload` reads both, so the apps of notebooks 05 and 10 work on either, and
-:func:`load_image_bytes` passes the bytes through the same safe loader as files on disk.
+:func:`read_upload` reads both, so the apps of notebooks 05 and 10 work on either;
+:func:`load_image_bytes` passes the bytes through the same safe loader as files on disk; and
+:func:`simulate_upload` puts a file into a ``FileUpload`` the way the browser does, for the
+installed ipywidgets (the notebooks run headless in the tests, where nobody clicks).
 """
 
 from __future__ import annotations
 
+import datetime
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -50,3 +53,19 @@ def load_image_bytes(name: str, content: bytes) -> Image.Image:
             return load_image(path)
         except ImageError as err:
             raise ImageError(str(err).replace(str(path), name)) from None
+
+
+def simulate_upload(upload: Any, name: str, content: bytes, mime: str = "image/png") -> None:
+    """Put one file into ``upload`` (an ipywidgets ``FileUpload``) as a browser upload does, so the
+    widget's observers run as after a click; works with the installed ipywidgets, 7 or 8."""
+    import ipywidgets
+
+    if int(ipywidgets.__version__.split(".")[0]) >= 8:  # the front end sets value
+        when = datetime.datetime.now(datetime.timezone.utc)
+        upload.value = ({"name": name, "type": mime, "size": len(content), "content": memoryview(content),
+                         "last_modified": when},)  # fmt: skip
+    else:  # ipywidgets 7: value is read-only; the front end sends metadata and data, then bumps
+        # _counter, and the widget rebuilds value from them
+        upload.metadata = [{"name": name, "type": mime, "size": len(content), "lastModified": 0}]
+        upload.data = [bytes(content)]
+        upload._counter += 1
