@@ -51,6 +51,9 @@ def test_offline_imagenet_weights_warn_in_one_line(monkeypatch, capsys):
         raise urllib.error.URLError("[Errno -2] Name or service not known")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    import torchvision.models._api as weights_api  # torchvision < 0.17 keeps its own reference
+
+    monkeypatch.setattr(weights_api, "load_state_dict_from_url", offline, raising=False)
     model = load_backbone("mobilenet_v2", "imagenet")
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no ImageNet weights" in err[0] and "random initialisation" in err[0]

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from course_utils.apps.caption_app import caption_app, caption_image, read_upload
+from course_utils.apps.upload import simulate_upload  # a browser upload, ipywidgets 7 or 8
 from course_utils.captioning.captioner import build_captioner
 from course_utils.sequence.vocab import Vocabulary
 
@@ -72,7 +73,7 @@ def test_app_captions_the_first_example_on_start(vocab, examples):
 def test_app_captions_an_upload(vocab, examples):
     app = caption_app(make_model(vocab, word="circle"), vocab, examples, image_size=32, max_len=MAX_LEN)
     before = bytes(app.view.value)
-    app.controls["upload"].value = upload_value("my photo.png", png_bytes())
+    simulate_upload(app.controls["upload"], "my photo.png", png_bytes())
     assert app.result["source"] == "my photo.png"
     assert app.result["words"] == ["circle"] * MAX_LEN
     assert tuple(app.result["alphas"].shape) == (MAX_LEN, GRID * GRID)
@@ -83,7 +84,7 @@ def test_app_captions_an_upload(vocab, examples):
 
 def test_app_reports_a_corrupt_upload_and_keeps_working(vocab, examples):
     app = caption_app(make_model(vocab), vocab, examples, image_size=32, max_len=MAX_LEN)
-    app.controls["upload"].value = upload_value("broken.png", b"this is not a PNG file")
+    simulate_upload(app.controls["upload"], "broken.png", b"this is not a PNG file")
     assert app.result is None
     assert "error" in app.caption.value and "broken.png" in app.caption.value
     app.controls["example"].value = "blue.jpg"  # the app still works afterwards
@@ -102,7 +103,7 @@ def test_beam_slider_recaptions_with_beam_search(vocab, examples):
 def test_app_without_examples_waits_for_an_upload(vocab):
     app = caption_app(make_model(vocab), vocab, [], image_size=32, max_len=MAX_LEN)
     assert app.result is None and "upload an image" in app.caption.value
-    app.controls["upload"].value = upload_value("x.png", png_bytes())
+    simulate_upload(app.controls["upload"], "x.png", png_bytes())
     assert app.result["words"] == ["red"] * MAX_LEN
 
 

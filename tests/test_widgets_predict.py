@@ -1,6 +1,5 @@
-"""The upload-and-predict app: a simulated ipywidgets-8 upload shows classes with confidences."""
+"""The upload-and-predict app: a simulated upload (ipywidgets 7 or 8) shows classes with confidences."""
 
-import datetime
 import io
 
 import numpy as np
@@ -9,6 +8,7 @@ from PIL import Image
 
 import course_utils.vision.transfer as transfer
 from course_utils.apps.predict_app import predict_app, predict_image, scores_html
+from course_utils.apps.upload import simulate_upload  # a browser upload, ipywidgets 7 or 8
 from course_utils.vision.classify import SmallCNN, image_transforms
 
 CLASSES = ["circle", "square", "triangle"]
@@ -21,12 +21,6 @@ def _png_bytes(size=(40, 30)):
     return buffer.getvalue()
 
 
-def _upload_value(name, content):
-    """What ipywidgets 8's FileUpload puts in ``value`` after a browser upload."""
-    return ({"name": name, "type": "image/png", "size": len(content), "content": memoryview(content),
-             "last_modified": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)},)
-
-
 def _small_model():
     torch.manual_seed(0)
     return SmallCNN(len(CLASSES), image_size=32, widths=(4, 4, 4), hidden=8)
@@ -36,7 +30,7 @@ def test_upload_shows_top_classes_with_confidence():
     model = _small_model()
     app = predict_app(model, CLASSES, image_transforms(32, train=False), k=3, cam_layer=model.features[2])
     assert app.result is None and "upload" in app.scores.value
-    app.controls["upload"].value = _upload_value("my shape.png", _png_bytes())
+    simulate_upload(app.controls["upload"], "my shape.png", _png_bytes())
     result = app.result
     assert result["source"] == "my shape.png"
     names = [n for n, _ in result["top"]]
@@ -53,7 +47,7 @@ def test_upload_shows_top_classes_with_confidence():
 def test_corrupt_upload_gives_one_error_naming_the_file():
     model = _small_model()
     app = predict_app(model, CLASSES, image_transforms(32, train=False), cam_layer=model.features[2])
-    app.controls["upload"].value = _upload_value("notes.png", b"this is not an image")
+    simulate_upload(app.controls["upload"], "notes.png", b"this is not an image")
     assert "error" in app.scores.value and "notes.png" in app.scores.value
     assert app.result is None and app.view.value == b""
 

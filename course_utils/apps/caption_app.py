@@ -17,7 +17,6 @@ from __future__ import annotations
 import html
 import io
 import math
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
@@ -25,6 +24,7 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
+from course_utils.apps.upload import load_image_bytes, read_upload
 from course_utils.captioning.decoding import decode
 from course_utils.vision.image_io import ImageError, eval_transform, load_image
 
@@ -51,30 +51,6 @@ def caption_image(
     features = model.encode(images)  # (1, num_pixels, encoder_dim)
     cap = decode(model.decoder, features, vocab.start_id, vocab.end_id, beam_size, max_len)[0]
     return [vocab.itos[i] for i in cap.ids], cap.alphas
-
-
-def read_upload(value: Any) -> list[tuple[str, bytes]]:
-    """``(file name, bytes)`` of every file held by a ``FileUpload``'s ``value``.
-
-    ipywidgets 8 gives a tuple of dicts with ``name`` and ``content`` (a memoryview);
-    ipywidgets 7 gave a dict ``name -> {"metadata": ..., "content": bytes}``. Both are read.
-    """
-    if isinstance(value, Mapping):  # ipywidgets 7
-        return [(str(name), bytes(item["content"])) for name, item in value.items()]
-    return [(str(item.get("name", "upload")), bytes(item["content"])) for item in value or ()]
-
-
-def load_image_bytes(name: str, content: bytes) -> Image.Image:
-    """An uploaded file as an RGB image, through the same safe loader as files on disk
-    (``images.load_image``: EXIF orientation, every mode to RGB, corrupt files refused)."""
-    suffix = Path(name).suffix if Path(name).suffix else ".img"
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"upload{suffix}"
-        path.write_bytes(content)
-        try:
-            return load_image(path)
-        except ImageError as err:
-            raise ImageError(str(err).replace(str(path), name)) from None
 
 
 def attention_png(image: Image.Image, words: Sequence[str], alphas: Optional[torch.Tensor]) -> bytes:

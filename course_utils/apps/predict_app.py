@@ -13,7 +13,7 @@ as the last line of a cell. Code and tests drive it through its attributes:
 * ``app.result``: the last prediction, ``{"source", "top": [(class, probability), ...], "cam"}``.
 
 Uploaded files go through the kit's safe image loader (``images.load_image``), the same
-one as files on disk (helpers shared with the caption app of notebook 10).
+one as files on disk (``apps.upload``, shared with the caption app of notebook 10).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from course_utils.apps.caption_app import load_image_bytes, read_upload
+from course_utils.apps.upload import load_image_bytes, read_upload
 from course_utils.vision.cam import grad_cam, overlay
 from course_utils.vision.image_io import ImageError, load_image
 

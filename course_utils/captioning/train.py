@@ -166,7 +166,8 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
         groups.append({"params": enc, "lr": cfg.encoder_lr or cfg.lr})
     if next(model.parameters()).device.type in ("cpu", "cuda"):  # the devices with a fused Adam kernel
         try:  # one kernel for all parameters (see docs/benchmarks.md)
-            return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+            # copies: torch < 2.4 writes fused=True into the groups before refusing CPU tensors
+            return torch.optim.Adam([dict(g) for g in groups], lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
         except (RuntimeError, TypeError, ValueError):  # older torch: CUDA only, or no fused Adam at all
             pass
     return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -107,6 +107,9 @@ class Kernel:
         log_path: Optional[os.PathLike | str] = None,
     ):
         self.cwd, self.env = str(cwd), dict(os.environ if env is None else env)
+        # ipykernel < 6.22 (Colab ships 6.17.1) starts debugpy, which writes a frozen-modules
+        # warning into the kernel's log on Python 3.11+, where a crash report would quote it
+        self.env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
         self.kernel_name, self.startup_timeout = kernel_name, startup_timeout
         self.log_path = Path(log_path) if log_path else None
         self.km: Optional[KernelManager] = None

@@ -26,14 +26,38 @@ ROOT = Path(__file__).resolve().parents[2]
 SETUP_TAG = "setup"  # cell tag of the setup cell every notebook starts with
 
 
+def install_failed_message(kit_source: str = KIT_SOURCE) -> str:
+    """The one line the setup cell shows when ``%pip`` could not install the kit (pip prints its
+    own error above it, and IPython's ``%pip`` does not stop the cell when pip fails)."""
+    return (
+        f"error: could not install the course kit from {kit_source}: on Kaggle turn on Settings > Internet; "
+        "otherwise check the network and KIT_SOURCE in course_utils/tools/source.py (a Drive folder must be "
+        "mounted, a zip uploaded), then run this cell again"
+    )
+
+
 def setup_cell_source(kit_source: str = KIT_SOURCE) -> str:
-    """The setup cell every notebook starts with (tagged ``setup``)."""
+    """The setup cell every notebook starts with (tagged ``setup``).
+
+    When the kit is missing it installs ``kit_source`` with its runtime dependencies only:
+    Colab and Kaggle already ship torch, numpy, ipywidgets, ipykernel..., and pip keeps every
+    installed version that the kit's lower bounds accept. If the install fails, the cell stops
+    with one line that says what to do (:func:`install_failed_message`), not a traceback.
+    """
     return (
         "# Setup (same in every notebook): install the kit if missing, then detect\n"
         "# platform and GPU, seed everything and read fast mode (COURSE_FAST=1).\n"
+        "import importlib\n"
         "import importlib.util\n"
+        "\n"
         'if importlib.util.find_spec("course_utils") is None:\n'
         f'    %pip install -q "{kit_source}"\n'
+        "    importlib.invalidate_caches()\n"
+        'if importlib.util.find_spec("course_utils") is None:\n'
+        "    class SetupError(Exception):\n"
+        "        def _render_traceback_(self):  # Jupyter shows this one line instead of a traceback\n"
+        "            return [str(self)]\n"
+        f"    raise SetupError({install_failed_message(kit_source)!r})\n"
         "from course_utils.env import setup\n"
         "\n"
         "ENV = setup()"
