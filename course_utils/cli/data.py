@@ -59,7 +59,8 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from course_utils.caption_data.formats import DatasetFormatError, load_dataset
+    from course_utils.caption_data.formats import load_dataset
+    from course_utils.caption_data.records import DatasetFormatError
 
     try:
         data = load_dataset(args.path)

@@ -175,7 +175,7 @@ def padded_loss(out: DecoderOutput, pad_id: int = 0, alpha_c: float = 1.0) -> to
 class BenchData:
     """The dataset, its vocabulary, and the caches built from its train split."""
 
-    data: Any  # formats.CaptionData
+    data: Any  # records.CaptionData
     vocab: Any  # vocab.Vocabulary
     features: Any  # cache.FeatureCache of the train split, (num_images, 49, 2048)
     store: Any  # cache.ImageStore of the train split, (num_images, 224, 224, 3)
