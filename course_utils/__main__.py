@@ -33,25 +33,28 @@ from course_utils.cli.args import (
     positive_int,
 )
 
-# (command, module, one-line help, what exit code 1 means). Add a command by adding a row here.
+# (command, module, one-line help). Add a command by adding a row here.
 COMMANDS = [
-    ("env", "course_utils.env", "print platform, device, GPU, mixed-precision dtype, data root, fast mode",
-     "(not used)"),
+    ("env", "course_utils.env", "print platform, device, GPU, mixed-precision dtype, data root, fast mode"),
     ("data", "course_utils.cli.data", "caption datasets: 'synth' makes the embedded one, 'inspect' checks a "
-     "folder, 'fetch' finds or downloads a real one",
-     "inspect: a full dataset differs from its published size; fetch: the dataset cannot be had (offline?)"),
-    ("demo", "course_utils.cli.demo", "the main job: train and evaluate the attention captioner on the embedded data",
-     "(not used)"),
-    ("caption", "course_utils.cli.caption", "caption images with a trained checkpoint",
-     "some images could not be read (each named on stderr; the others were captioned)"),
-    ("bench", "course_utils.tools.bench", "measure the kit's fast paths against seed-style baselines", "(not used)"),
-    ("release", "course_utils.grading.release", "make student notebooks and a grader key from master notebooks",
-     "masters with broken markers (nothing written), or a student version that fails to run"),
-    ("grade", "course_utils.grading.grade", "grade a folder of student submissions into a CSV grade sheet",
-     "the grader failed on some notebooks (named on stderr; the others were graded)"),
-    ("sync", "course_utils.tools.source", "rewrite notebook setup cells and README links from the kit source",
-     "--check found differences"),
-]
+     "folder, 'fetch' finds or downloads a real one"),
+    ("demo", "course_utils.cli.demo", "the main job: train and evaluate the attention captioner on the embedded data"),
+    ("caption", "course_utils.cli.caption", "caption images with a trained checkpoint"),
+    ("bench", "course_utils.tools.bench", "measure the kit's fast paths against seed-style baselines"),
+    ("release", "course_utils.grading.release", "make student notebooks and a grader key from master notebooks"),
+    ("grade", "course_utils.grading.grade", "grade a folder of student submissions into a CSV grade sheet"),
+    ("sync", "course_utils.tools.source", "rewrite notebook setup cells and README links from the kit source"),
+]  # fmt: skip
+
+# What exit code 1 means for each command (shown in its --help; 0, 2, 3 and 130 mean the same everywhere).
+EXIT_ONE = {
+    "data": "inspect: a full dataset differs from its published size or a split file is missing; "
+            "fetch: the dataset cannot be had (offline?)",
+    "caption": "some images could not be read (each named on stderr; the others were captioned)",
+    "release": "masters with broken markers (nothing written), or a student version that fails to run",
+    "grade": "the grader failed on some notebooks (named on stderr; the others were graded)",
+    "sync": "--check found differences",
+}  # fmt: skip
 
 # Options of commands that sit below the command line in the layout (env is a foundation,
 # grading an earlier lesson: tests/test_layout.py), so they cannot import course_utils.cli.args
@@ -70,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=exit_codes("the command ran but found problems, named on stderr (see each command's --help)"),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, _module, help_text, _one in COMMANDS:
+    for name, _module, help_text in COMMANDS:
         sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
@@ -78,9 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
 def command_parser(name: str) -> tuple[argparse.ArgumentParser, object]:
     """The parser of command ``name`` (its arguments added by its module) and the module."""
     table = {row[0]: row[1:] for row in COMMANDS}
-    module_name, help_text, one = table[name]
+    module_name, help_text = table[name]
     module = importlib.import_module(module_name)
-    cmd = CommandParser(prog=f"python -m course_utils {name}", description=help_text, epilog=exit_codes(one))
+    cmd = CommandParser(prog=f"python -m course_utils {name}", description=help_text,
+                        epilog=exit_codes(EXIT_ONE.get(name, "(not used)")))  # fmt: skip
     module.add_arguments(cmd)
     return cmd, module
 
