@@ -62,16 +62,25 @@ def test_caption_command_with_the_demo_checkpoint(demo_run, tmp_path, capsys):
     missing = tmp_path / "missing.png"
     png = tmp_path / "photo.png"
     Image.new("RGBA", (50, 40), (200, 30, 30, 128)).save(png)
-    args = [str(images[0]), str(missing), str(corrupt), str(images[1]), str(png)]
+    Image.new("RGB", (50, 40), (30, 200, 30)).save(tmp_path / "photo.jpg")  # same name, another image
+    (tmp_path / "other").mkdir()
+    Image.new("RGB", (50, 40), (30, 30, 200)).save(tmp_path / "other" / "photo.png")
+    same = [str(png), str(tmp_path / "photo.jpg"), str(tmp_path / "other" / "photo.png")]
+    args = [str(images[0]), str(missing), str(corrupt), str(images[1]), str(tmp_path / "other"), *same]
     code = main(["caption", *args, "--checkpoint", str(out / "captioner.pt"), "--beam", "2",
                  "--out", str(tmp_path / "figs")])  # fmt: skip
     captured = capsys.readouterr()
     assert code == 1  # some images failed, the others were captioned
     lines = captured.out.strip().splitlines()
-    assert [line.split(": ")[0] for line in lines] == [str(images[0]), str(images[1]), str(png)]
+    assert [line.split(": ")[0] for line in lines] == [str(images[0]), str(images[1]), *same]
     errors = captured.err.strip().splitlines()
-    assert len(errors) == 2 and "missing.png" in errors[0] and "corrupt.jpg" in errors[1]
-    assert len(list((tmp_path / "figs").glob("*_attention.png"))) == 3
+    assert len(errors) == 3 and "missing.png" in errors[0] and "corrupt.jpg" in errors[1]
+    assert errors[2] == f"error: {tmp_path / 'other'}: a folder, not an image file (give the images, e.g. " \
+                        f"{tmp_path / 'other'}/*.jpg)"
+    figures = [line.rsplit("[", 1)[1].rstrip("]") for line in lines]
+    assert [f.rsplit("/", 1)[1] for f in figures[2:]] == ["photo_attention.png", "photo_attention_2.png",
+                                                          "photo_attention_3.png"]  # fmt: skip
+    assert sorted(str(p) for p in (tmp_path / "figs").iterdir()) == sorted(figures)  # none overwritten
 
 
 def test_caption_command_refuses_bad_checkpoints(demo_run, tmp_path, capsys):

@@ -164,3 +164,16 @@ def test_get_dataset_offline_prints_one_line(tmp_path, capsys, monkeypatch):
     assert len(out) == 1 and "cannot reach github.com" in out[0] and "synthetic dataset" in out[0]
     assert F.get_dataset("flickr8k", tmp_path, allow_download=False) is None
     assert "not found" in capsys.readouterr().out
+
+
+def test_locate_finds_the_lemma_token_file_and_skips_lfs_pointers(tmp_path):
+    root = tmp_path / "input"
+    (root / "f8k_lemma").mkdir(parents=True)
+    (root / "f8k_lemma/Flickr8k.lemma.token.txt").write_text("1.jpg#0\tA dog run .\n")
+    assert F.locate("flickr8k", [root]) == root / "f8k_lemma"
+    pointer = tmp_path / "lfs" / "flickr8k"
+    pointer.mkdir(parents=True)
+    (pointer / "captions.txt").write_text("version https://git-lfs.github.com/spec/v1\noid sha256:ab\nsize 3\n")
+    assert F.locate("flickr8k", [tmp_path / "lfs"]) is None  # a pointer is not the dataset
+    with pytest.raises(F.FetchError, match="this is a Git LFS pointer, not the data"):
+        F.verify(pointer)

@@ -5,7 +5,8 @@ import json
 import pytest
 from PIL import Image
 
-from course_utils.caption_data.formats import DatasetFormatError, detect_format, hash_split, load_dataset
+from course_utils.caption_data.formats import detect_format, load_dataset
+from course_utils.caption_data.records import DatasetFormatError, hash_split
 
 NAMES = ["1000268201_693b08cb0e.jpg", "1001773457_577c3a7d70.jpg", "1002674143_1b742ab4b8.jpg"]
 BOGUS = "2258277193_586949ec62.jpg.1"
@@ -116,7 +117,8 @@ def test_kaggle_with_karpathy_split_beside_it(tmp_path):
 def test_kaggle_bad_header(tmp_path):
     path = tmp_path / "captions.txt"
     path.write_text("img,text\na.jpg,a dog\n", encoding="utf-8")
-    with pytest.raises(DatasetFormatError, match="captions.txt: unknown caption format"):
+    with pytest.raises(DatasetFormatError, match="captions.txt: expected the header 'image,caption' on line 1, "
+                                                 "got 'img,text'"):  # fmt: skip
         load_dataset(path)
 
 
@@ -287,3 +289,107 @@ def test_synthetic_dataset_reads_as_kaggle_and_karpathy(tmp_path):
     assert len(data.images("train")) == 16
     k = load_dataset(out / "dataset_synth.json")
     assert k.captions == data.captions and k.split == data.split
+
+
+# --------------------------------------------------------------------------- real copies from the wild
+def test_flickr8k_space_instead_of_tab_is_repaired(tmp_path):
+    """A few rows with a space for the TAB: repaired and counted, so captions per image stay right."""
+    text = _flickr8k_original(tmp_path)
+    token = text / "Flickr8k.token.txt"
+    lines = token.read_text(encoding="utf-8").splitlines()
+    bad = [i for i, line in enumerate(lines) if line.startswith((f"{NAMES[2]}#1\t", f"{NAMES[2]}#3\t"))]
+    for i in bad:
+        lines[i] = lines[i].replace("\t", " ", 1)
+    token.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    data = load_dataset(tmp_path)
+    assert [i.where for i in data.report.repaired] == [f"Flickr8k.token.txt:{i + 1}" for i in bad]
+    assert all("a space instead of the TAB" in i.reason for i in data.report.repaired)
+    assert data.captions[NAMES[2]][1] == "A dog runs number 1 in picture 2 ."
+    assert data.num_captions() == 15 and "captions_per_image: 5.00 (min 5, max 5)" in data.summary()
+    assert "repaired_rows: 2" in data.summary() and len(data.report.dropped) == 6  # the bogus rows still dropped
+
+
+def test_karpathy_json_beside_the_token_file_gives_the_split(tmp_path):
+    text = _flickr8k_original(tmp_path)
+    for name in ("train", "dev", "test"):
+        (text / f"Flickr_8k.{name}Images.txt").unlink()
+    _karpathy(text / "dataset_flickr8k.json", "flickr8k")  # NAMES[0] train, [1] val, [2] restval
+    data = load_dataset(tmp_path)
+    assert data.split == {NAMES[0]: "train", NAMES[1]: "val", NAMES[2]: "train"}
+    assert any("split from dataset_flickr8k.json" in n for n in data.report.notes)
+    assert not any("hash" in n for n in data.report.notes)
+    assert load_dataset(text / "Flickr8k.token.txt").split == data.split  # given the file, the same
+
+
+def test_folder_holding_only_the_lemma_token_file(tmp_path):
+    text = _flickr8k_original(tmp_path)
+    (text / "Flickr8k.token.txt").rename(text / "Flickr8k.lemma.token.txt")
+    data = load_dataset(tmp_path)
+    assert data.format == "flickr8k_original" and data.source.name == "Flickr8k.lemma.token.txt"
+    assert data.images() == sorted(NAMES)
+
+
+def test_image_folder_holding_only_some_images(tmp_path, capsys):
+    """The first 25 names sorted are absent, the rest present: counted, the missing reported, it goes on."""
+    from course_utils.__main__ import main
+
+    names = [f"{i:04d}.jpg" for i in range(40)]
+    (tmp_path / "captions.txt").write_text("image,caption\n" + "".join(f"{n},A dog {k} .\n" for n in names
+                                                                         for k in range(5)))  # fmt: skip
+    _images(tmp_path / "Images", names[30:])
+    data = load_dataset(tmp_path)
+    assert data.images() == names[30:] and data.num_captions() == 50
+    assert data.report.missing_images == names[:30]
+    assert any("10 of the 40 images named are in" in n and "30 missing (e.g. 0000.jpg" in n for n in data.report.notes)
+    assert main(["data", "inspect", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "images: 10" in out and "missing_images: 30" in out and "  missing image 0000.jpg" in out
+    assert "captions_per_image: 5.00 (min 5, max 5)" in out
+
+
+def test_missing_split_file_is_reported_not_empty(tmp_path, capsys):
+    from course_utils.__main__ import main
+
+    text = _flickr8k_original(tmp_path)
+    (text / "Flickr_8k.devImages.txt").unlink()
+    (text / "Flickr_8k.testImages.txt").unlink()
+    data = load_dataset(tmp_path)
+    assert data.report.missing_splits == {"val": "Flickr_8k.devImages.txt", "test": "Flickr_8k.testImages.txt"}
+    lines = data.summary()
+    assert "train: 2" in lines and "val: missing (no Flickr_8k.devImages.txt)" in lines
+    assert "test: missing (no Flickr_8k.testImages.txt)" in lines and "unsplit: 1" in lines
+    assert "val: 0" not in lines and not any("hash" in n for n in data.report.notes)
+    assert main(["data", "inspect", str(tmp_path)]) == 1  # a problem, named
+    assert "problem: split file Flickr_8k.devImages.txt is missing: no val split" in capsys.readouterr().out
+
+
+LFS = "version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2146c1d4a5a8e0b3\nsize 3395237\n"
+
+
+@pytest.mark.parametrize("name", ["Flickr8k.token.txt", "captions.txt", "results.csv", "dataset_flickr8k.json",
+                                  "captions_val2014.json"])  # fmt: skip
+def test_git_lfs_pointer_is_named(tmp_path, name):
+    (tmp_path / name).write_text(LFS, encoding="utf-8")
+    for path in (tmp_path / name, tmp_path):
+        with pytest.raises(DatasetFormatError, match=f"{name}: this is a Git LFS pointer, not the data: fetch the "
+                                                     "real file"):  # fmt: skip
+            load_dataset(path)
+
+
+@pytest.mark.parametrize("text, message", [
+    (f"{NAMES[0]},A dog .\n{NAMES[1]},A cat .\n", "header line 'image,caption' is missing (line 1 is a caption row"),
+    (f"\n{NAMES[0]},A dog .\n", "line 1 is blank where the header 'image,caption' should be"),
+    ("  \n\n", "an empty file; expected the header 'image,caption'"),
+], ids=["missing", "blank", "only blank lines"])  # fmt: skip
+def test_captions_txt_header_problems_are_named(tmp_path, text, message):
+    (tmp_path / "captions.txt").write_text(text, encoding="utf-8")
+    with pytest.raises(DatasetFormatError) as err:
+        load_dataset(tmp_path)
+    assert message in str(err.value) and "unknown caption format" not in str(err.value)
+
+
+def test_blank_lines_before_the_header_are_skipped(tmp_path):
+    (tmp_path / "captions.txt").write_text("\n" + KAGGLE, encoding="utf-8")
+    data = load_dataset(tmp_path)
+    assert data.captions[NAMES[1]][0] == "A black dog and a spotted dog are fighting, loudly"
+    assert any("1 blank line(s) before the header skipped" in n for n in data.report.notes)

@@ -35,7 +35,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from course_utils.caption_data.formats import CaptionData
+from course_utils.caption_data.records import CaptionData
 from course_utils.vision.image_io import eval_transform, load_image
 
 

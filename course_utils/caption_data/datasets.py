@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from course_utils.caption_data.formats import CaptionData
+from course_utils.caption_data.records import CaptionData
 from course_utils.sequence.text import tokenize
 from course_utils.sequence.vocab import Vocabulary, pad_captions
 from course_utils.vision.image_io import eval_transform, load_image

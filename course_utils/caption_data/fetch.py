@@ -27,7 +27,8 @@ from urllib.parse import urlparse
 
 from tqdm.auto import tqdm
 
-from course_utils.caption_data.formats import DatasetFormatError, detect_format, find_annotation_files, load_dataset
+from course_utils.caption_data.formats import detect_format, find_annotation_files, load_dataset
+from course_utils.caption_data.records import DatasetFormatError
 
 KAGGLE_INPUT = Path("/kaggle/input")
 

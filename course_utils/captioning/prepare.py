@@ -35,7 +35,8 @@ import torch.nn as nn
 from course_utils.caption_data import synth
 from course_utils.caption_data.cache import FeatureCache, ImageStore
 from course_utils.caption_data.fetch import get_dataset
-from course_utils.caption_data.formats import CaptionData, load_dataset
+from course_utils.caption_data.formats import load_dataset
+from course_utils.caption_data.records import CaptionData
 from course_utils.captioning.encoders import build_encoder
 from course_utils.sequence.text import tokenize
 from course_utils.sequence.vocab import Vocabulary

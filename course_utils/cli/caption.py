@@ -4,8 +4,13 @@ Prints one caption per image (``path: caption``) and saves its attention figure,
 panel per word. Problems get one clear line on stderr and a non-zero exit code:
 
 * an incompatible, corrupt or refused checkpoint: nothing can be captioned, exit 2;
-* a missing or unreadable image: that image is skipped, the others are still
-  captioned, exit 1.
+* a missing or unreadable image, or a folder given as an image: that image is skipped,
+  the others are still captioned, exit 1.
+
+Each attention figure goes to ``--out`` (default ``runs/captions``) as
+``<image name>_attention.png``; images that share a name (``a/cat.jpg`` and ``b/cat.jpg``,
+``cat.png`` and ``cat.jpg``) get ``_2``, ``_3``, ... in the order given, so no figure of a
+run overwrites another, and each printed line names its figure.
 
 A checkpoint trained on cached features (no encoder inside) names the encoder that made
 them in its config (``feature_encoder``, e.g. ``"resnet50"``); that encoder, with its
@@ -15,21 +20,39 @@ ImageNet weights, is then put in front of the decoder.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from course_utils.cli.args import device, fail, output_dir, positive_int
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", help="image files to caption")
     parser.add_argument("--checkpoint", required=True, help="a checkpoint written by the demo or train.fit")
-    parser.add_argument("--beam", type=int, default=3, help="beam size (1 = greedy)")
-    parser.add_argument("--max-len", type=int, default=20, help="longest caption, in tokens")
-    parser.add_argument("--out", default="runs/captions", help="folder for the attention figures")
-    parser.add_argument("--device", default=None, help="force a device, e.g. cpu")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--beam", type=positive_int, default=3, help="beam size (1 = greedy; default 3)")
+    parser.add_argument("--max-len", type=positive_int, default=20, help="longest caption, in tokens (default 20)")
+    parser.add_argument("--out", type=output_dir, default=Path("runs/captions"),
+                        help="folder for the attention figures, one per image, named IMAGE_attention.png "
+                             "(_2, _3, ... when two images share a name); default runs/captions")
+    parser.add_argument("--device", type=device, default=None, help="force a device, e.g. cpu")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="images decoded at once (default 32)")
+
+
+def figure_names(images: list[str]) -> list[str]:
+    """``IMAGE_attention.png`` per image, numbered ``_2``, ``_3``, ... where names repeat (never overwritten)."""
+    used: set[str] = set()
+    names = []
+    for image in images:
+        stem, n = Path(image).stem, 1
+        name = f"{stem}_attention.png"
+        while name in used:
+            n += 1
+            name = f"{stem}_attention_{n}.png"
+        used.add(name)
+        names.append(name)
+    return names
 
 
 def load_captioner(path: str, device: torch.device) -> tuple[Any, Any, dict]:
@@ -73,6 +96,22 @@ def caption_images(model: Any, vocab: Any, images: list[torch.Tensor], beam: int
     return out
 
 
+def load_images(names: list[str]) -> tuple[list[tuple[str, Any]], int]:
+    """The readable images as ``(name, PIL image)``; each unreadable one is named in one ``error:`` line."""
+    from course_utils.vision.image_io import ImageError, load_image
+
+    loaded, failures = [], 0
+    for name in names:
+        try:
+            if Path(name).is_dir():
+                raise ImageError(f"{name}: a folder, not an image file (give the images, e.g. {name}/*.jpg)")
+            loaded.append((name, load_image(name)))
+        except ImageError as err:
+            fail(str(err))
+            failures += 1
+    return loaded, failures
+
+
 def run(args: argparse.Namespace) -> int:
     import matplotlib
 
@@ -82,34 +121,31 @@ def run(args: argparse.Namespace) -> int:
     from course_utils.captioning.checkpoint import CheckpointError
     from course_utils.env import pick_device
     from course_utils.plotting import plot_attention
-    from course_utils.vision.image_io import ImageError, eval_transform, load_image
+    from course_utils.vision.image_io import eval_transform
 
     device = pick_device(args.device)
     try:
         model, vocab, config = load_captioner(args.checkpoint, device)
     except CheckpointError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return fail(str(err))
     transform = eval_transform(config.get("image_size", 224))
-    loaded, failures = [], 0
-    for name in args.images:
-        try:
-            loaded.append((name, load_image(name)))
-        except ImageError as err:
-            print(f"error: {err}", file=sys.stderr)
-            failures += 1
-    out = Path(args.out)
+    loaded, failures = load_images(args.images)
     captions = caption_images(model, vocab, [transform(img) for _, img in loaded], args.beam, args.max_len,
                               args.batch_size, device)  # fmt: skip
-    for (name, img), cap in zip(loaded, captions):
+    figures = figure_names([name for name, _ in loaded])
+    for (name, img), cap, figure_name in zip(loaded, captions, figures):
         words = [vocab.itos[i] for i in cap.ids]
         line = " ".join(words)
         if cap.alphas is not None:
-            out.mkdir(parents=True, exist_ok=True)
             fig = plot_attention(img, words, cap.alphas, config.get("grid", 7), title=line)
-            figure = out / f"{Path(name).stem}_attention.png"
-            fig.savefig(figure, dpi=80)
-            plt.close(fig)
+            figure = args.out / figure_name
+            try:
+                args.out.mkdir(parents=True, exist_ok=True)
+                fig.savefig(figure, dpi=80)
+            except OSError as err:  # e.g. a read-only folder: nothing more can be saved
+                return fail(f"{args.out}: cannot write the figure {figure_name} ({err.strerror or err})")
+            finally:
+                plt.close(fig)
             line += f"   [{figure}]"
         print(f"{name}: {line}")
     return 1 if failures else 0

@@ -21,6 +21,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
+from typing import Optional
 
 import torch
 
@@ -55,19 +56,35 @@ def speed_up_cpu() -> dict[str, bool]:
     return {"flush_denormals": flush_denormals(), "keep_freed_memory": keep_freed_memory()}
 
 
-def choose_threads(requested: int) -> str:
-    """Set torch's CPU thread count and say why.
+def busy_cores(interval: float = 0.3) -> Optional[float]:
+    """How many cores other programs use right now: CPU time over the next ``interval`` seconds.
 
-    On a small CPU whose cores are already busy (1-minute load average above half the
-    cores), torch's threads wait for each other at every operation: measured on 2 busy
-    cores, one epoch took 69 s with 2 threads and 16 s with 1. Auto mode then uses 1.
+    Not the load average: that is a 1-minute mean, still high just after ``pip install``
+    finished (the README chains the two), when the cores are in fact free. psutil reads
+    ``/proc/stat`` (or the system's equivalent) before and after; None where it is missing.
+    """
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return psutil.cpu_percent(interval=interval) / 100 * (os.cpu_count() or 1)
+
+
+def choose_threads(requested: int, busy: Optional[float] = None) -> str:
+    """Set torch's CPU thread count and say why, in words for the printed ``threads:`` line.
+
+    ``requested > 0`` is obeyed. Otherwise torch keeps its default (one thread per core),
+    except on a small CPU whose cores other programs use *right now* (``busy``, measured
+    by ``busy_cores`` when not given, above half the cores): torch's threads would then
+    wait for each other at every operation (measured on 2 busy cores: one epoch took 69 s
+    with 2 threads and 16 s with 1), so it uses 1.
     """
     cores = os.cpu_count() or 1
     if requested > 0:
         torch.set_num_threads(requested)
         return f"{requested} (as requested)"
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    if cores <= 4 and load > 0.5 * cores:
+    busy = busy_cores() if busy is None else busy
+    if busy is not None and cores <= 4 and busy > 0.5 * cores:
         torch.set_num_threads(1)
-        return f"1 (load average {load:.1f} on {cores} cores: the cores are busy)"
-    return f"{torch.get_num_threads()} ({cores} cores, load average {load:.1f})"
+        return f"1 (other programs are using {busy:.1f} of the {cores} cores now; --threads {cores} to use them all)"
+    return f"{torch.get_num_threads()} ({cores} cores)"

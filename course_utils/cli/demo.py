@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from course_utils.cli.args import device, int_at_least, non_negative_int, output_dir, positive_int
 from course_utils.cli.cpu import choose_threads, speed_up_cpu
 from course_utils.files import write_atomic
 
@@ -60,18 +61,20 @@ def model_config(vocab_size: int) -> dict[str, Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="runs/demo", help="folder for the checkpoint, figures and scores")
+    parser.add_argument("--out", type=output_dir, default="runs/demo",
+                        help="folder for the checkpoint, figures and scores")
     parser.add_argument("--lang", choices=["en", "fr"], default="en", help="caption language")
-    parser.add_argument("--epochs", type=int, default=EPOCHS, help=f"training epochs (default {EPOCHS})")
-    parser.add_argument("--images", type=int, default=IMAGES, help=f"synthetic images (default {IMAGES})")
-    parser.add_argument("--beam", type=int, default=3, help="beam size of the beam-search evaluation")
+    parser.add_argument("--epochs", type=positive_int, default=EPOCHS, help=f"training epochs (default {EPOCHS})")
+    parser.add_argument("--images", type=int_at_least(10), default=IMAGES,
+                        help=f"synthetic images, at least 10 (default {IMAGES})")
+    parser.add_argument("--beam", type=positive_int, default=3, help="beam size of the beam-search evaluation")
     parser.add_argument("--data", default=None, help="dataset folder (default: DATA_ROOT/synth_LANG_N)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default=None, help="force a device, e.g. cpu")
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--device", type=device, default=None, help="force a device, e.g. cpu")
     parser.add_argument("--meteor", choices=["auto", "yes", "no"], default="auto",
                         help="METEOR needs Java and takes ~15 s to start (auto: when Java is present)")  # fmt: skip
-    parser.add_argument("--figures", type=int, default=4, help="attention figures to save")
-    parser.add_argument("--threads", type=int, default=0,
+    parser.add_argument("--figures", type=non_negative_int, default=4, help="attention figures to save")
+    parser.add_argument("--threads", type=non_negative_int, default=0,
                         help="CPU threads for torch (0 = auto: all cores, or 1 when other programs keep them busy)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 

@@ -12,11 +12,18 @@ Nothing is written unless every master is valid: a master with unbalanced or nes
 markers, a marker outside a code cell or duplicate exercise ids is refused, naming the
 notebook and the cell. Then, unless ``--no-check``, each student notebook is executed up
 to its first exercise (in fast mode) to prove that it runs.
+
+``OUT_DIR/student`` and ``OUT_DIR/grader`` are replaced as a whole. A file in them that no
+earlier release wrote, or that was edited since (``OUT_DIR/.release.json`` records what
+each release wrote, with its SHA-256), is a teacher's own: the release is refused, naming
+those files, unless ``--force`` is given.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import shutil
 import sys
@@ -80,12 +87,47 @@ def build(paths: list[Path]) -> list[tuple[Master, object]]:
     return built
 
 
-def release(src_dir: Union[str, os.PathLike], out_dir: Union[str, os.PathLike]) -> Release:
-    """Write ``OUT_DIR/student`` and ``OUT_DIR/grader`` (replacing earlier ones) from the masters."""
+MANIFEST = ".release.json"  # in OUT_DIR: {"student/01_x.ipynb": sha256, ...} of the last release
+REPLACED = ("student", "grader")
+
+
+def _hashes(folder: Path, base: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``folder``, keyed by its path relative to ``base``."""
+    return {p.relative_to(base).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+def own_files(out: Path) -> list[str]:
+    """Files under ``OUT_DIR/student`` and ``/grader`` that a release would delete but did not write as they are."""
+    try:
+        written = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        written = {}
+    found: dict[str, str] = {}
+    for sub in REPLACED:
+        if (out / sub).is_dir():
+            found.update(_hashes(out / sub, out))
+        elif (out / sub).exists():
+            found[sub] = "not a folder"
+    return [name for name, digest in found.items() if written.get(name) != digest]
+
+
+def release(src_dir: Union[str, os.PathLike], out_dir: Union[str, os.PathLike], force: bool = False) -> Release:
+    """Write ``OUT_DIR/student`` and ``OUT_DIR/grader`` (replacing earlier ones) from the masters.
+
+    Refused (``ValueError``) when they hold files no release wrote, unless ``force``.
+    """
     paths = find_masters(src_dir)
     out = Path(out_dir)
     if out.resolve() == Path(src_dir).resolve():
         raise ValueError(f"{out}: the output folder must differ from the folder of masters")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: a file, not a folder")
+    theirs = own_files(out) if not force else []
+    if theirs:
+        shown = ", ".join(theirs[:3]) + (f" and {len(theirs) - 3} more" if len(theirs) > 3 else "")
+        raise ValueError(f"{out}: would replace {len(theirs)} file(s) that no release wrote or that were edited "
+                         f"since ({shown}); move them away or pass --force")
     built = build(paths)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=".release-"))
@@ -93,10 +135,14 @@ def release(src_dir: Union[str, os.PathLike], out_dir: Union[str, os.PathLike]) 
         for master, student in built:
             write_atomic(tmp / "student" / master.name, nbformat.writes(student))
         save_key([m for m, _ in built], tmp / "grader")
-        for sub in ("student", "grader"):
-            if (out / sub).exists():
+        written = _hashes(tmp, tmp)  # tmp holds student/ and grader/ only
+        for sub in REPLACED:
+            if (out / sub).is_dir() and not (out / sub).is_symlink():
                 shutil.rmtree(out / sub)
+            elif (out / sub).exists() or (out / sub).is_symlink():
+                (out / sub).unlink()
             os.replace(tmp / sub, out / sub)
+        write_atomic(out / MANIFEST, json.dumps(written, indent=1))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return Release([m for m, _ in built], out / "student", out / "grader")
@@ -128,6 +174,8 @@ def check_student_versions(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("src", metavar="SRC_DIR", help="folder of master notebooks, e.g. notebooks")
     parser.add_argument("out", metavar="OUT_DIR", help="writes OUT_DIR/student and OUT_DIR/grader (replaced)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace OUT_DIR/student and OUT_DIR/grader even if they hold files no release wrote")
     parser.add_argument("--no-check", action="store_true",
                         help="do not execute the student notebooks up to their first exercise")
     parser.add_argument("--workers", type=int, default=default_workers(), help="notebooks checked at once")
@@ -137,7 +185,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        rel = release(args.src, args.out)
+        rel = release(args.src, args.out, force=args.force)
     except MarkerError as err:
         print(f"release refused: {len(err.problems)} problem(s), nothing written", file=sys.stderr)
         for line in err.problems:

@@ -58,6 +58,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from course_utils.captioning.attention import DecoderOutput, ShowAttendTell, doubly_stochastic_penalty
+from course_utils.cli.args import device, non_negative_int
 from course_utils.cli.cpu import choose_threads, speed_up_cpu
 from course_utils.files import write_atomic
 
@@ -174,7 +175,7 @@ def padded_loss(out: DecoderOutput, pad_id: int = 0, alpha_c: float = 1.0) -> to
 class BenchData:
     """The dataset, its vocabulary, and the caches built from its train split."""
 
-    data: Any  # formats.CaptionData
+    data: Any  # records.CaptionData
     vocab: Any  # vocab.Vocabulary
     features: Any  # cache.FeatureCache of the train split, (num_images, 49, 2048)
     store: Any  # cache.ImageStore of the train split, (num_images, 224, 224, 3)
@@ -699,10 +700,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--smoke", action="store_true", help="the smallest sizes: checks that it runs (tests)")
     parser.add_argument("--out", default="docs/benchmarks.md", help="markdown report to write")
     parser.add_argument("--data", default=None, help="folder for the benchmark's data (default: DATA_ROOT/bench)")
-    parser.add_argument("--device", default=None, help="force a device, e.g. cpu")
-    parser.add_argument("--vocab-size", type=int, default=SEED_VOCAB,
+    parser.add_argument("--device", type=device, default=None, help="force a device, e.g. cpu")
+    parser.add_argument("--vocab-size", type=non_negative_int, default=SEED_VOCAB,
                         help=f"output layer of the decoder (default {SEED_VOCAB}, seed 001's; 0 = the data's own)")
-    parser.add_argument("--threads", type=int, default=0,
+    parser.add_argument("--threads", type=non_negative_int, default=0,
                         help="CPU threads for torch, the same for both sides (default 0 = the demo's auto rule: "
                              "every core, or 1 when other programs keep them busy)")
 
