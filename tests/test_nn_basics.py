@@ -115,12 +115,12 @@ def test_mlp_forward_is_an_nn_linear_network():
     torch.testing.assert_close(nb.mlp_forward(x, w1, b1, w2, b2), mlp(x))
 
 
-def test_two_moons_and_fit():
+def test_two_moons_and_train_network():
     x, y = nb.two_moons(200, seed=1)
     assert x.shape == (200, 2) and x.dtype == torch.float32 and y.dtype == torch.long and set(y.tolist()) == {0, 1}
     torch.manual_seed(0)
     model = nb.make_mlp([2, 16, 2])
-    history = nb.fit(model, torch.optim.Adam(model.parameters(), lr=0.05), x, y, steps=150)
+    history = nb.train_network(model, torch.optim.Adam(model.parameters(), lr=0.05), x, y, steps=150)
     assert len(history["train_loss"]) == 150
     assert history["train_loss"][-1] < 0.5 * history["train_loss"][0]
     assert history["train_acc"][-1] > 0.9

@@ -171,7 +171,7 @@ def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
     return float((logits.argmax(1) == y).float().mean())
 
 
-def fit(
+def train_network(
     model: nn.Module,
     optimizer: Any,
     x: torch.Tensor,

@@ -20,7 +20,6 @@ fine-tuned scenarios then start from random features, so they lose their advanta
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -30,8 +29,10 @@ import torchvision
 from torch import nn
 from torch.utils.data import DataLoader
 
+from course_utils.vision.architectures import count_parameters
 from course_utils.vision.cam import normalize_map, upsample_map
-from course_utils.vision.classify import fit, predict, reachable
+from course_utils.vision.classify import predict, train_classifier
+from course_utils.vision.image_data import reachable
 from course_utils.vision.pretrained import (
     BACKBONES,
     WeightsUnavailable,
@@ -159,12 +160,7 @@ class TransferNet(nn.Module):
         return normalize_map(upsample_map(cam, tuple(image.shape[-2:]))), class_idx, probs
 
 
-def count_trainable(model: nn.Module) -> int:
-    """Number of parameters that an optimiser would update (``requires_grad``)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def make_optimizer(model: TransferNet, lr: float = 1e-3, backbone_lr_factor: float = 0.1) -> torch.optim.Adam:
+def transfer_optimizer(model: TransferNet, lr: float = 1e-3, backbone_lr_factor: float = 0.1) -> torch.optim.Adam:
     """Adam over the trainable parameters; when fine-tuning, the pretrained backbone gets
     ``lr * backbone_lr_factor`` so that large early updates do not wreck its features."""
     head = [p for p in model.fc.parameters() if p.requires_grad]
@@ -194,8 +190,8 @@ def run_scenario(
     per epoch, where the weights came from, and the ``history``.
     """
     model = TransferNet(arch, num_classes, mode, weights)
-    opt = make_optimizer(model, lr)
-    history = fit(model, loaders["train"], loaders["val"], epochs=epochs, patience=epochs,
+    opt = transfer_optimizer(model, lr)
+    history = train_classifier(model, loaders["train"], loaders["val"], epochs=epochs, patience=epochs,
                   device=device, optimizer=opt, verbose=verbose)  # fmt: skip
     y_true, probs = predict(model, loaders["test"], device)
     row = {
@@ -203,8 +199,8 @@ def run_scenario(
         "scenario": mode,
         "weights": model.weights_source,
         "test_acc": float((probs.argmax(1) == y_true).mean()),
-        "params": sum(p.numel() for p in model.parameters()),
-        "trained_params": count_trainable(model),
+        "params": count_parameters(model),
+        "trained_params": count_parameters(model, trainable_only=True),
         "sec_per_epoch": float(np.mean(history["seconds"])),
         "history": history,
     }
@@ -216,13 +212,3 @@ def top_k(probs: torch.Tensor, class_names: Sequence[str], k: int = 3) -> list[t
     values, indices = torch.as_tensor(probs).topk(min(k, len(class_names)))
     return [(class_names[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())]
 
-
-def timed_forward(model: nn.Module, images: torch.Tensor, repeats: int = 3) -> float:
-    """Mean seconds of one forward pass of ``images (batch, 3, H, W)`` in eval mode (after a warm-up)."""
-    model.eval()
-    with torch.no_grad():
-        model(images)
-        start = time.perf_counter()
-        for _ in range(repeats):
-            model(images)
-    return (time.perf_counter() - start) / repeats
