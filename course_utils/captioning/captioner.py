@@ -18,8 +18,9 @@ from typing import Any, Mapping, Optional
 import torch
 import torch.nn as nn
 
-from course_utils.captioning.attention import DecoderOutput, ShowAttendTell
+from course_utils.captioning.attention import ShowAttendTell
 from course_utils.captioning.encoders import build_encoder
+from course_utils.captioning.outputs import DecoderOutput
 from course_utils.captioning.show_tell import ShowTell
 
 DECODERS = {"attention": ShowAttendTell, "show_tell": ShowTell}
