@@ -125,3 +125,15 @@ def test_two_moons_and_train_network():
     assert history["train_loss"][-1] < 0.5 * history["train_loss"][0]
     assert history["train_acc"][-1] > 0.9
     assert nb.accuracy(torch.tensor([[1.0, 0], [0, 1]]), torch.tensor([0, 0])) == 0.5
+
+
+def test_evaluating_restores_the_mode_even_after_an_error():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5))
+    with nb.evaluating(model):
+        assert not model.training and not model[1].training
+    assert model.training
+    model.eval()
+    with pytest.raises(RuntimeError), nb.evaluating(model):
+        model.train()  # the block changes the mode and fails: the mode before the block comes back
+        raise RuntimeError("boom")
+    assert not model.training

@@ -7,7 +7,8 @@ tests compare each one with ``torch.nn.functional``.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -164,6 +165,18 @@ def two_moons(n: int = 200, noise: float = 0.2, seed: int = 0) -> tuple[torch.Te
 
 LOGIC_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)  # (4, 2): the four inputs of a logic gate
 LOGIC_GATES = {"AND": np.array([0, 0, 0, 1]), "OR": np.array([0, 1, 1, 1]), "XOR": np.array([0, 1, 1, 0])}
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """``with evaluating(model):`` runs the block in eval mode (dropout off, batch norm using its
+    running statistics), then gives the model back the mode it had, even if the block fails."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:

@@ -24,6 +24,7 @@ from typing import Any, Optional, Sequence
 import torch
 import torch.nn as nn
 
+from course_utils.basics.networks import evaluating
 from course_utils.captioning.beam_fast import fast_beam_search
 from course_utils.captioning.outputs import Caption, best_captions
 
@@ -157,15 +158,16 @@ def caption_batches(
     """Caption every batch ``(inputs, references, names)`` of an evaluation loader.
 
     ``model`` is a :class:`~course_utils.captioning.captioner.Captioner`; ``inputs`` are images or
-    cached features; ``vocab`` turns ids into words. The model is put in eval mode.
+    cached features; ``vocab`` turns ids into words. The model runs in eval mode and gets its
+    mode back at the end.
     """
-    model.eval()
     device = device or next(model.parameters()).device
     results = []
-    for inputs, references, names in batches:
-        features = model.encode(inputs.to(device))
-        caps = decode(model.decoder, features, vocab.start_id, vocab.end_id, beam_size, max_len, length_penalty)
-        for cap, refs, name in zip(caps, references, names):
-            words, alphas = cap.words(vocab)
-            results.append(CaptionResult(name, words, [list(r) for r in refs], alphas, cap.score))
+    with evaluating(model):
+        for inputs, references, names in batches:
+            features = model.encode(inputs.to(device))  # (batch, num_pixels, encoder_dim)
+            caps = decode(model.decoder, features, vocab.start_id, vocab.end_id, beam_size, max_len, length_penalty)
+            for cap, refs, name in zip(caps, references, names):
+                words, alphas = cap.words(vocab)
+                results.append(CaptionResult(name, words, [list(r) for r in refs], alphas, cap.score))
     return results

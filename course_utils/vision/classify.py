@@ -20,6 +20,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from torch import nn
 from torch.utils.data import DataLoader
 
+from course_utils.basics.networks import evaluating
 from course_utils.vision.early_stopping import EarlyStopping
 
 
@@ -97,11 +98,12 @@ def predict(
     model: nn.Module, loader: DataLoader, device: Union[str, torch.device] = "cpu"
 ) -> tuple[np.ndarray, np.ndarray]:
     """True labels ``(N,)`` and predicted probabilities ``(N, num_classes)`` over ``loader``."""
-    model.eval().to(device)
+    model.to(device)
     labels, probs = [], []
-    for images, y in loader:
-        probs.append(model(images.to(device)).softmax(1).cpu())
-        labels.append(y)
+    with evaluating(model):
+        for images, y in loader:
+            probs.append(model(images.to(device)).softmax(1).cpu())  # (batch, num_classes)
+            labels.append(y)
     return torch.cat(labels).numpy(), torch.cat(probs).numpy()
 
 

@@ -7,6 +7,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from course_utils.basics.networks import evaluating
+
 
 def conv_block(c_in: int, c_out: int) -> nn.Sequential:
     """3 x 3 convolution (padding 1 keeps the size), ReLU, 2 x 2 max pooling (halves it).
@@ -55,5 +57,5 @@ class SmallCNN(nn.Module):
     @torch.no_grad()
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
         """``(batch, 3, H, W)`` -> ``(batch, num_classes)`` probabilities (rows sum to 1)."""
-        self.eval()
-        return self(images).softmax(dim=1)
+        with evaluating(self):
+            return self(images).softmax(dim=1)

@@ -29,8 +29,9 @@ import torchvision
 from torch import nn
 from torch.utils.data import DataLoader
 
+from course_utils.basics.networks import evaluating
 from course_utils.vision.architectures import count_parameters
-from course_utils.vision.cam import normalize_map, upsample_map
+from course_utils.vision.cam import class_activation_map, normalize_map, upsample_map
 from course_utils.vision.classify import predict, train_classifier
 from course_utils.vision.image_data import reachable
 from course_utils.vision.pretrained import (
@@ -149,14 +150,12 @@ class TransferNet(nn.Module):
         defaults to the predicted one. Since ``logit_k = sum_c w[k, c] * mean(A_c) + b_k``,
         the map ``sum_c w[k, c] * A_c`` shows where the evidence for class ``k`` lies.
         """
-        was_training = self.training
-        self.eval()
-        maps = self.feature_maps(image[None])[0]  # (C, h, w)
-        probs = self.fc(maps.mean(dim=(1, 2))).softmax(0)  # (num_classes,)
-        self.train(was_training)
+        with evaluating(self):
+            maps = self.feature_maps(image[None])[0]  # (C, h, w)
+            probs = self.fc(maps.mean(dim=(1, 2))).softmax(0)  # (num_classes,)
         if class_idx is None:
             class_idx = int(probs.argmax())
-        cam = torch.einsum("c,chw->hw", self.fc.weight[class_idx], maps)  # (h, w)
+        cam = class_activation_map(maps, self.fc.weight, class_idx)  # (h, w)
         return normalize_map(upsample_map(cam, tuple(image.shape[-2:]))), class_idx, probs
 
 
