@@ -15,7 +15,6 @@ last line of a cell. Code (and tests) drive it through its attributes:
 from __future__ import annotations
 
 import html
-import io
 import math
 import tempfile
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch.nn as nn
 from PIL import Image
 
 from course_utils.captioning.decoding import decode
+from course_utils.files import png_bytes
 from course_utils.vision.image_io import ImageError, eval_transform, load_image
 
 PathLike = Union[str, Path]
@@ -89,10 +89,9 @@ def attention_png(image: Image.Image, words: Sequence[str], alphas: Optional[tor
         fig = plot_attention(image, list(words), alphas, grid)
     else:
         fig = show_images([image], titles=[" ".join(words) or "(empty caption)"], ncols=1, size=4)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    data = png_bytes(fig, dpi=80, bbox_inches="tight")
     plt.close(fig)
-    return buffer.getvalue()
+    return data
 
 
 def caption_app(

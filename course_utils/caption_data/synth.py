@@ -45,6 +45,7 @@ import numpy as np
 from PIL import Image
 
 from course_utils.caption_data.scenes import DEFAULT_SIZE, Obj, captions_for, object_words, sample_scene
+from course_utils.files import read_json
 from course_utils.sequence.text import tokenize
 from course_utils.vision.shapes import draw_shapes
 
@@ -159,7 +160,7 @@ def _same_dataset(out: Path, meta: dict) -> bool:
     """True when ``out`` holds a finished synthetic dataset made with the arguments in ``meta``."""
     if not (_is_synth_folder(out) and (out / "Images").is_dir()):
         return False
-    old = json.loads((out / "synth_meta.json").read_text(encoding="utf-8"))
+    old = read_json(out / "synth_meta.json")
     return {k: old.get(k) for k in meta} == meta
 
 
@@ -208,10 +209,7 @@ def load_boxes(path: Union[str, Path]) -> dict[str, list[dict]]:
         path = path / "boxes.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no boxes file (make one with course_utils.caption_data.synth.generate)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    data = read_json(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected an object mapping image names to lists of boxes")
     for name, objs in data.items():

@@ -26,7 +26,7 @@ from typing import Iterable, Optional, Sequence, Union
 
 import torch
 
-from course_utils.files import write_atomic
+from course_utils.files import read_json, write_atomic
 
 
 class Vocabulary:
@@ -126,11 +126,7 @@ class Vocabulary:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no vocabulary file")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err})") from None
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_json(path), source=str(path))
 
 
 def pad_captions(captions: list[torch.Tensor], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
