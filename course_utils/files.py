@@ -54,7 +54,7 @@ def read_json(path: Union[str, os.PathLike], error: type[Exception] = ValueError
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise error(f"{path}: not valid JSON ({err})") from None
+        raise error(f"{path}: broken JSON ({err})") from None
     except UnicodeDecodeError as err:
         raise error(f"{path}: not UTF-8 text ({err})") from None
 

@@ -21,9 +21,9 @@ def test_read_json_names_the_file_and_raises_the_callers_error(tmp_path):
     good = write_atomic(tmp_path / "ok.json", '{"a": [1, 2]}')
     assert read_json(good) == {"a": [1, 2]}
     broken = write_atomic(tmp_path / "broken.json", '{"a": [1, 2')
-    with pytest.raises(ValueError, match=r"broken.json: not valid JSON"):
+    with pytest.raises(ValueError, match=r"broken.json: broken JSON"):
         read_json(broken)
-    with pytest.raises(DatasetError, match=r"broken.json: not valid JSON"):
+    with pytest.raises(DatasetError, match=r"broken.json: broken JSON"):
         read_json(broken, DatasetError)
     latin = write_atomic(tmp_path / "latin.json", '"caf\xe9"'.encode("latin-1"))
     with pytest.raises(DatasetError, match=r"latin.json: not UTF-8 text"):

@@ -166,5 +166,5 @@ def test_load_boxes_errors(tmp_path):
     with pytest.raises(ValueError, match="a.jpg.*object 0"):
         synth.load_boxes(bad)
     bad.write_text("[1, 2")
-    with pytest.raises(ValueError, match="not valid JSON"):
+    with pytest.raises(ValueError, match="boxes.json: broken JSON"):
         synth.load_boxes(bad)

@@ -40,12 +40,13 @@ import contextlib
 import csv
 import hashlib
 import io
-import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
+
+from course_utils.files import read_json
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 SPLITS = ("train", "val", "test")
@@ -190,15 +191,6 @@ def _read_lines(path: Path) -> list[str]:
         raise DatasetFormatError(f"{path}: not UTF-8 text ({err})") from None
 
 
-def _read_json(path: Path) -> object:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise DatasetFormatError(f"{path}: broken JSON ({err})") from None
-    except UnicodeDecodeError as err:
-        raise DatasetFormatError(f"{path}: not UTF-8 text ({err})") from None
-
-
 def _add(captions: dict[str, list[str]], key: str, caption: str) -> None:
     captions.setdefault(key, []).append(caption)
 
@@ -326,7 +318,7 @@ def read_coco(path: Path, report: Report) -> tuple[dict[str, list[str]], str]:
     """
     from pycocotools.coco import COCO
 
-    data = _read_json(path)
+    data = read_json(path, DatasetFormatError)
     if not (isinstance(data, dict) and isinstance(data.get("images"), list) and "annotations" in data):
         raise DatasetFormatError(f"{path}: not a COCO annotation file (needs 'images' and 'annotations')")
     anns = data["annotations"]
@@ -356,7 +348,7 @@ def read_coco(path: Path, report: Report) -> tuple[dict[str, list[str]], str]:
 
 def read_karpathy(path: Path, report: Report) -> tuple[dict[str, list[str]], dict[str, str], str]:
     """Karpathy ``dataset_*.json``: captions, split (``restval`` -> train) and the dataset name."""
-    data = _read_json(path)
+    data = read_json(path, DatasetFormatError)
     if not (isinstance(data, dict) and isinstance(data.get("images"), list)):
         raise DatasetFormatError(f"{path}: not a Karpathy split file (needs an 'images' list)")
     captions: dict[str, list[str]] = {}
