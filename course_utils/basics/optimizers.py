@@ -14,7 +14,7 @@ The equations, for a parameter ``w`` with gradient ``g`` at step ``t = 1, 2, ...
 * Adam:      ``m <- b1 * m + (1 - b1) * g``;  ``v <- b2 * v + (1 - b2) * g**2``;
   ``m_hat = m / (1 - b1**t)``;  ``v_hat = v / (1 - b2**t)``;  ``w <- w - lr * m_hat / (sqrt(v_hat) + eps)``
 
-(seed 000 writes RMSprop with ``eps`` inside the square root; PyTorch, and this file,
+(the master's thesis writes RMSprop with ``eps`` inside the square root; PyTorch, and this file,
 add it outside. The state ``v``, ``s``, ``m`` starts at zero.)
 """
 

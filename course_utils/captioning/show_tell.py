@@ -1,4 +1,4 @@
-"""Show and Tell (Vinyals et al., 2015), the baseline captioner of seed 000.
+"""Show and Tell (Vinyals et al., 2015), the baseline captioner of the master's thesis.
 
 The image is summarised by ONE vector: the mean of the encoder's region vectors (what
 ResNet's global average pooling computes), projected by ``linear + batch norm`` to the

@@ -9,7 +9,7 @@ Four special tokens come first, with fixed ids::
 
 then the words seen at least ``min_freq`` times in the training captions, most frequent
 first (ties in alphabetical order, so the ids are deterministic). The default threshold
-``min_freq=2`` is the one of the TP2 lab (seed 001: 12,509 words on Flickr30k): a word
+``min_freq=2`` is the one of the lab report TP2 Attention (12,509 words on Flickr30k): a word
 seen once cannot be learnt and mostly is a typo. Validation and test captions are never
 counted, or the vocabulary would leak the held-out split.
 

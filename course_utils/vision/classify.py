@@ -1,6 +1,6 @@
 """Training and evaluating an image classifier (notebooks 04-05).
 
-Follows the classifier project report (the seeds' document 003): Adam and cross-entropy
+Follows the classifier project report: Adam and cross-entropy
 with early stopping on the validation loss (:func:`train_classifier`), then accuracy, a
 confusion matrix and precision / recall / F1 per class with scikit-learn
 (:func:`predict`, :func:`classification_report`, :func:`confusion`). The data is

@@ -19,10 +19,10 @@ def conv_block(c_in: int, c_out: int) -> nn.Sequential:
 
 
 class SmallCNN(nn.Module):
-    """The network of seed 003: three conv blocks, flatten, two dense layers, dropout.
+    """The network of the classifier project report: three conv blocks, flatten, two dense layers, dropout.
 
     ``(batch, 3, image_size, image_size)`` -> ``(batch, num_classes)`` **logits**. The
-    softmax of the seed is not a layer here: ``nn.CrossEntropyLoss`` applies log-softmax
+    report's softmax is not a layer here: ``nn.CrossEntropyLoss`` applies log-softmax
     itself (more stable), and :meth:`predict_proba` applies softmax for predictions.
     ``image_size`` must be divisible by 8 (three poolings of 2).
     """
@@ -46,7 +46,7 @@ class SmallCNN(nn.Module):
             nn.Flatten(),  # (batch, widths[-1] * side * side)
             nn.Linear(widths[-1] * side * side, hidden),
             nn.ReLU(),
-            nn.Dropout(dropout),  # "a dropout layer before the output" (seed 003)
+            nn.Dropout(dropout),  # "a dropout layer before the output" (the classifier project report)
             nn.Linear(hidden, num_classes),
         )
 

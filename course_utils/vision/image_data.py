@@ -1,6 +1,6 @@
 """The images of the classifier (notebooks 04-05): load, split 70 / 15 / 15, augment, batch.
 
-Follows the classifier project report (the seeds' document 003): images resized to one
+Follows the classifier project report: images resized to one
 size, pixel values scaled to [0, 1], a stratified 70 / 15 / 15 split into train /
 validation / test (:func:`load_image_set`, :func:`split_indices`), and augmentation on
 the training set only: rotation, zoom, horizontal flip (:func:`image_transforms`).
@@ -72,7 +72,7 @@ def reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
 
 
 def _resize(image: Image.Image, size: int) -> np.ndarray:
-    """RGB ``(size, size, 3)`` uint8 array; the image is stretched to a square, as in seed 003."""
+    """RGB ``(size, size, 3)`` uint8 array; the image is stretched to a square, as in the classifier project report."""
     return np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.uint8)
 
 
@@ -145,10 +145,10 @@ def load_shapes(image_size: int, per_class: int, seed: int = 0) -> ImageSet:
 
 
 def find_sports_folder(kaggle_input: Optional[Path] = None) -> Optional[Path]:
-    """The training folder of seed 003's sports-classification set if Kaggle mounted it, else None.
+    """The training folder of the classifier project report's sports-classification set if Kaggle mounted it, else None.
 
     The dataset has ``train/``, ``valid/`` and ``test/`` folders of 100 sport classes; the
-    kit pools ``train/`` and makes its own 70 / 15 / 15 split, as the seed did.
+    kit pools ``train/`` and makes its own 70 / 15 / 15 split, as the report did.
     """
     kaggle_input = kaggle_input or KAGGLE_INPUT
     if not kaggle_input.is_dir():
@@ -194,7 +194,7 @@ def load_image_set(
 def split_indices(
     labels: np.ndarray, fractions: tuple[float, float, float] = (0.70, 0.15, 0.15), seed: int = 0
 ) -> dict[str, np.ndarray]:
-    """Stratified train / val / test indices (70 / 15 / 15 by default, as in seed 003).
+    """Stratified train / val / test indices (70 / 15 / 15 by default, as in the classifier project report).
 
     Stratified: every class keeps the same proportions in each part (scikit-learn's
     ``train_test_split`` with ``stratify``), so a small validation set still sees
@@ -215,7 +215,7 @@ def image_transforms(
 ) -> v2.Compose:
     """uint8 ``(3, H, W)`` tensor or PIL image -> float ``(3, size, size)``.
 
-    Training adds seed 003's augmentation: rotation (up to 15 degrees), zoom (a random
+    Training adds the classifier project report's augmentation: rotation (up to 15 degrees), zoom (a random
     crop of 80-100 % of the area, resized back) and horizontal flips. Values are scaled
     to [0, 1]; with ``mean``/``std`` (ImageNet statistics for pretrained models) they
     are then standardised channel by channel.

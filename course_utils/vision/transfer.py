@@ -1,4 +1,4 @@
-"""Transfer learning: the three training scenarios of seed 004 (notebook 05).
+"""Transfer learning: the three training scenarios of the CNN slides (notebook 05).
 
 1. **from scratch**: random initialisation, every weight trained;
 2. **frozen feature extractor**: an ImageNet network without its last layer, frozen;
