@@ -61,28 +61,6 @@ def before_after(
     return show_images([before, after], titles=list(titles), ncols=2, **kwargs)
 
 
-def show_histogram(
-    image: Any, bins: int = 256, title: str = "histogram", value_range: tuple[float, float] = (0, 255)
-) -> plt.Figure:
-    """The image beside its histogram (one curve per channel for colour images)."""
-    img = to_numpy_image(image)
-    fig, (ax_img, ax_hist) = plt.subplots(1, 2, figsize=(10, 3.5))
-    ax_img.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=value_range[0], vmax=value_range[1])
-    ax_img.axis("off")
-    # np.histogram + stairs: same picture as plt.hist, many times faster on a photo
-    channels = [(img, "gray")] if img.ndim == 2 else list(zip(np.moveaxis(img, 2, 0), ("red", "green", "blue")))
-    for values, colour in channels:
-        counts, edges = np.histogram(values, bins=bins, range=value_range)
-        ax_hist.stairs(counts, edges, fill=True, color=colour, alpha=0.4 if img.ndim == 3 else 1.0, label=colour)
-    if img.ndim == 3:
-        ax_hist.legend()
-    ax_hist.set_xlabel("pixel value")
-    ax_hist.set_ylabel("count")
-    ax_hist.set_title(title)
-    fig.tight_layout()
-    return fig
-
-
 def plot_curves(
     history: Mapping[str, Sequence[float]],
     keys: Optional[Sequence[str]] = None,

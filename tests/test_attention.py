@@ -70,9 +70,13 @@ def test_gate_is_between_zero_and_one():
     m = model()
     feats = torch.randn(3, P, ENC) * 10
     h = torch.randn(3, 16) * 10
-    _, _, gate = m.attend(feats, m.attention.project(feats), h)
-    assert gate.shape == (3, ENC)
+    projected = m.attention.project(feats)
+    gated, alpha = m.attend(feats, projected, h)
+    context, alpha_alone = m.attention(feats, projected, h)
+    gate = torch.sigmoid(m.gate(h))  # beta (3, ENC)
     assert ((gate > 0) & (gate < 1)).all()
+    torch.testing.assert_close(gated, gate * context)
+    torch.testing.assert_close(alpha, alpha_alone)
 
 
 def test_teacher_forcing_matches_step_by_step_decoding():

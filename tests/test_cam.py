@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from course_utils.vision.cam import activations, class_activation_map, grad_cam, normalize_map, overlay, upsample_map
-from course_utils.vision.classify import SmallCNN
+from course_utils.vision.cnn import SmallCNN
 
 
 class GapNet(nn.Module):

@@ -7,21 +7,19 @@ from PIL import Image
 from sklearn.metrics import precision_recall_fscore_support
 from torch.utils.data import DataLoader, TensorDataset
 
-import course_utils.vision.classify as classify
-from course_utils.vision.classify import (
+import course_utils.vision.image_data as image_data
+from course_utils.vision.classify import classification_report, confusion, predict, train_classifier
+from course_utils.vision.cnn import SmallCNN
+from course_utils.vision.early_stopping import EarlyStopping, should_stop
+from course_utils.vision.image_data import (
     ArrayDataset,
-    SmallCNN,
-    classification_report,
-    confusion,
-    fit,
+    ImageSet,
     image_transforms,
     load_image_folder,
     load_image_set,
     make_loaders,
-    predict,
     split_indices,
 )
-from course_utils.vision.early_stopping import EarlyStopping, should_stop
 
 
 def test_split_is_70_15_15_stratified_and_disjoint():
@@ -99,14 +97,14 @@ def _bright_dark(n=40, size=16):
     return images, labels
 
 
-def test_fit_learns_and_predict_evaluates():
+def test_train_classifier_learns_and_predict_evaluates():
     torch.manual_seed(0)
     images, labels = _bright_dark()
-    data = classify.ImageSet(images, labels, ["dark", "bright"], "test")
+    data = ImageSet(images, labels, ["dark", "bright"], "test")
     split = split_indices(labels)
     loaders = make_loaders(data, split, image_size=16, batch_size=8)
     model = SmallCNN(2, image_size=16, widths=(4, 8, 8), hidden=8, dropout=0.0)
-    history = fit(model, loaders["train"], loaders["val"], epochs=6, lr=1e-2, patience=10, verbose=False)
+    history = train_classifier(model, loaders["train"], loaders["val"], epochs=6, lr=1e-2, patience=10, verbose=False)
     assert set(history) == {"train_loss", "val_loss", "train_acc", "val_acc", "seconds"}
     assert len(history["val_loss"]) == 6
     y_true, probs = predict(model, loaders["test"])
@@ -114,12 +112,13 @@ def test_fit_learns_and_predict_evaluates():
     assert (probs.argmax(1) == y_true).mean() == 1.0
 
 
-def test_fit_stops_early():
+def test_train_classifier_stops_early():
     torch.manual_seed(0)
     x, y = torch.randn(16, 3, 8, 8), torch.randint(0, 2, (16,))
     loader = DataLoader(TensorDataset(x, y), batch_size=8)
     model = SmallCNN(2, image_size=8, widths=(2, 2, 2), hidden=2)
-    history = fit(model, loader, loader, epochs=50, lr=0.5, patience=2, verbose=False)  # lr too high: diverges
+    # lr too high: the loss diverges and early stopping ends the run
+    history = train_classifier(model, loader, loader, epochs=50, lr=0.5, patience=2, verbose=False)
     assert len(history["val_loss"]) < 50
 
 
@@ -158,12 +157,12 @@ def test_image_folder_source_skips_and_counts_bad_files(tmp_path):
 
 
 def test_unavailable_sources_fall_back_in_one_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(classify, "reachable", lambda *a, **k: False)
+    monkeypatch.setattr(image_data, "reachable", lambda *a, **k: False)
     data = load_image_set("cifar10", image_size=16, per_class=2, data_root=tmp_path)
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1 and "cifar10" in lines[0] and "synthetic shapes" in lines[0]
     assert data.source == "shapes" and data.images.shape[1:] == (16, 16, 3)
-    monkeypatch.setattr(classify, "KAGGLE_INPUT", tmp_path / "no_kaggle")
+    monkeypatch.setattr(image_data, "KAGGLE_INPUT", tmp_path / "no_kaggle")
     assert load_image_set("sports", image_size=16, per_class=2).source == "shapes"
     assert load_image_set(str(tmp_path / "missing"), image_size=16, per_class=2).source == "shapes"
 
@@ -173,7 +172,7 @@ def test_sports_folder_is_found_under_kaggle_input(tmp_path, monkeypatch):
     train.mkdir(parents=True)
     for i in range(3):
         Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(train / f"{i}.jpg")
-    assert classify.find_sports_folder(tmp_path) == tmp_path / "sports-classification" / "train"
-    monkeypatch.setattr(classify, "KAGGLE_INPUT", tmp_path)
+    assert image_data.find_sports_folder(tmp_path) == tmp_path / "sports-classification" / "train"
+    monkeypatch.setattr(image_data, "KAGGLE_INPUT", tmp_path)
     data = load_image_set("sports", image_size=8, per_class=5)
     assert data.class_names == ["archery"] and len(data) == 3

@@ -1,10 +1,11 @@
-"""Greedy decoding and batched beam search on small random models."""
+"""Greedy decoding, the reference beam search and its fast path, on small random models."""
 
 import pytest
 import torch
 
 from course_utils.captioning.attention import ShowAttendTell
-from course_utils.captioning.decoding import Caption, beam_search, decode, greedy_decode, log_normalizer, row_topk
+from course_utils.captioning.beam_fast import fast_beam_search, log_normalizer, row_topk
+from course_utils.captioning.decoding import Caption, beam_search, decode, greedy_decode
 from course_utils.captioning.show_tell import ShowTell
 
 VOCAB, ENC, P, START, END = 20, 12, 9, 1, 2
@@ -53,28 +54,33 @@ def model(kind, end_bias=0.0):
     return ToyDecoder(seed=int(end_bias)) if kind == "toy" else make(kind, end_bias=end_bias)
 
 
+SEARCHES = pytest.mark.parametrize("search", [beam_search, fast_beam_search], ids=["reference", "fast"])
+
+
+@SEARCHES
 @pytest.mark.parametrize("kind", ["attention", "show_tell", "toy"])
 @pytest.mark.parametrize("end_bias", [0.0, 2.0])
-def test_beam_one_is_greedy(kind, end_bias):
+def test_beam_one_is_greedy(kind, end_bias, search):
     m, f = model(kind, end_bias), features(12)
     greedy = greedy_decode(m, f, START, END, max_len=8)
-    beam = beam_search(m, f, START, END, beam_size=1, max_len=8)
+    beam = search(m, f, START, END, beam_size=1, max_len=8)
     assert [c.ids for c in beam] == [c.ids for c in greedy]
     assert [c.finished for c in beam] == [c.finished for c in greedy]
     for b, g in zip(beam, greedy):
-        assert b.score == pytest.approx(g.score, abs=1e-6)
+        assert b.score == pytest.approx(g.score, abs=1e-5)
         if kind != "show_tell":
             torch.testing.assert_close(b.alphas, g.alphas)
     if kind == "toy":
         assert len({len(c.ids) for c in greedy}) > 2, "the toy decoder should give captions of various lengths"
 
 
+@SEARCHES
 @pytest.mark.parametrize("kind", ["attention", "show_tell", "toy"])
 @pytest.mark.parametrize("beam_size", [2, 4])
-def test_batched_beam_search_equals_image_by_image(kind, beam_size):
+def test_batched_beam_search_equals_image_by_image(kind, beam_size, search):
     m, f = model(kind), features(9, seed=4)
-    batched = beam_search(m, f, START, END, beam_size=beam_size, max_len=10)
-    single = [beam_search(m, f[i : i + 1], START, END, beam_size=beam_size, max_len=10)[0] for i in range(len(f))]
+    batched = search(m, f, START, END, beam_size=beam_size, max_len=10)
+    single = [search(m, f[i : i + 1], START, END, beam_size=beam_size, max_len=10)[0] for i in range(len(f))]
     assert [c.ids for c in batched] == [c.ids for c in single]
     for b, s in zip(batched, single):
         assert b.score == pytest.approx(s.score, abs=1e-4)
@@ -104,9 +110,10 @@ def test_alphas_one_row_per_word_summing_to_one():
     assert all(c.alphas is None for c in greedy_decode(make("show_tell"), f, START, END, max_len=5))
 
 
-def test_no_beam_ends_gives_the_best_unfinished_caption():
+@SEARCHES
+def test_no_beam_ends_gives_the_best_unfinished_caption(search):
     m, f = make("attention", end_bias=-1e4), features(3)
-    for caps in (beam_search(m, f, START, END, beam_size=3, max_len=6), greedy_decode(m, f, START, END, max_len=6)):
+    for caps in (search(m, f, START, END, beam_size=3, max_len=6), greedy_decode(m, f, START, END, max_len=6)):
         assert len(caps) == 3
         for c in caps:
             assert not c.finished
@@ -114,9 +121,10 @@ def test_no_beam_ends_gives_the_best_unfinished_caption():
             assert c.alphas.shape == (6, P)
 
 
-def test_max_len_and_immediate_end():
+@SEARCHES
+def test_max_len_and_immediate_end(search):
     m, f = make("attention", end_bias=1e4), features(2)  # <end> first, always
-    for caps in (greedy_decode(m, f, START, END, max_len=5), beam_search(m, f, START, END, 3, max_len=5)):
+    for caps in (greedy_decode(m, f, START, END, max_len=5), search(m, f, START, END, 3, max_len=5)):
         assert all(c.ids == [] and c.finished for c in caps)
         assert all(c.alphas.shape == (0, P) for c in caps)
 
@@ -136,8 +144,56 @@ def test_decode_dispatches_and_validates():
     m, f = make("attention"), features(2)
     assert [c.ids for c in decode(m, f, START, END, beam_size=1, max_len=4)] == \
         [c.ids for c in greedy_decode(m, f, START, END, max_len=4)]  # fmt: skip
-    with pytest.raises(ValueError, match="beam_size"):
-        beam_search(m, f, START, END, beam_size=0)
+    assert [c.ids for c in decode(m, f, START, END, beam_size=3, max_len=4)] == \
+        [c.ids for c in beam_search(m, f, START, END, beam_size=3, max_len=4)]  # fmt: skip
+    for search in (beam_search, fast_beam_search):
+        with pytest.raises(ValueError, match="beam_size"):
+            search(m, f, START, END, beam_size=0)
+
+
+@pytest.mark.parametrize("kind", ["attention", "show_tell", "toy", "large_vocab"])
+@pytest.mark.parametrize("beam_size", [2, 3, 5])
+@pytest.mark.parametrize("end_bias", [0.0, 2.0])
+def test_fast_path_gives_the_reference_captions_and_scores(kind, beam_size, end_bias):
+    if kind == "large_vocab":  # enough rows and words for row_topk's two-stage search
+        torch.manual_seed(int(end_bias))
+        m = ShowAttendTell(3000, encoder_dim=ENC, embed_dim=8, hidden_dim=16, attention_dim=10).eval()
+        with torch.no_grad():
+            m.fc.weight.mul_(20)  # sharper distributions: captions that end at various steps
+            m.fc.bias[END] += end_bias
+    else:
+        m = model(kind, end_bias)
+    f = features(12, seed=7)
+    reference = beam_search(m, f, START, END, beam_size=beam_size, max_len=9)
+    fast = fast_beam_search(m, f, START, END, beam_size=beam_size, max_len=9)
+    assert [c.ids for c in fast] == [c.ids for c in reference]
+    assert [c.finished for c in fast] == [c.finished for c in reference]
+    for a, b in zip(fast, reference):
+        assert a.score == pytest.approx(b.score, abs=1e-4)
+        if a.alphas is not None:
+            torch.testing.assert_close(a.alphas, b.alphas)
+    assert all(isinstance(c.score, float) for c in fast)
+
+
+def test_no_float64_anywhere():
+    """Apple's MPS backend rejects float64: no tensor made while decoding may use it."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+
+    dtypes = set()
+
+    class RecordDtypes(TorchDispatchMode):  # sees the result of every tensor operation
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            dtypes.update(t.dtype for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor))
+            return out
+
+    m, f = make("attention", end_bias=2.0), features(4)
+    with RecordDtypes():
+        greedy_decode(m, f, START, END, max_len=5)
+        beam_search(m, f, START, END, 3, max_len=5)
+        fast_beam_search(m, f, START, END, 3, max_len=5)
+    assert torch.float32 in dtypes and torch.float64 not in dtypes
 
 
 @pytest.mark.parametrize(

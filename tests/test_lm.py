@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from course_utils.basics.networks import evaluating
 from course_utils.caption_data.synth import sample_captions
 from course_utils.sequence.language_model import (
     WordLM,
@@ -102,8 +103,12 @@ def test_sentence_log_prob_prefers_captions(data, trained):
     scrambled = " ".join(reversed(words.split()))
     assert sentence_log_prob(model, vocab, words) > sentence_log_prob(model, vocab, scrambled)
     ids = torch.tensor([vocab.encode(tokenize(words))])
-    expected = -lm_loss(model, ids).item() * (ids.shape[1] - 1)  # mean loss x number of targets
-    assert sentence_log_prob(model, vocab, words) == pytest.approx(expected, rel=1e-4)
+    model.train()
+    score = sentence_log_prob(model, vocab, words)
+    assert model.training  # scored in eval mode, then given its mode back
+    with evaluating(model):  # no dropout
+        expected = -lm_loss(model, ids).item() * (ids.shape[1] - 1)  # mean loss x number of targets
+    assert score == pytest.approx(expected, rel=1e-4)
 
 
 def test_sampling_never_emits_pad_or_start(data):

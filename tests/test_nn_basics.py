@@ -115,13 +115,25 @@ def test_mlp_forward_is_an_nn_linear_network():
     torch.testing.assert_close(nb.mlp_forward(x, w1, b1, w2, b2), mlp(x))
 
 
-def test_two_moons_and_fit():
+def test_two_moons_and_train_network():
     x, y = nb.two_moons(200, seed=1)
     assert x.shape == (200, 2) and x.dtype == torch.float32 and y.dtype == torch.long and set(y.tolist()) == {0, 1}
     torch.manual_seed(0)
     model = nb.make_mlp([2, 16, 2])
-    history = nb.fit(model, torch.optim.Adam(model.parameters(), lr=0.05), x, y, steps=150)
+    history = nb.train_network(model, torch.optim.Adam(model.parameters(), lr=0.05), x, y, steps=150)
     assert len(history["train_loss"]) == 150
     assert history["train_loss"][-1] < 0.5 * history["train_loss"][0]
     assert history["train_acc"][-1] > 0.9
     assert nb.accuracy(torch.tensor([[1.0, 0], [0, 1]]), torch.tensor([0, 0])) == 0.5
+
+
+def test_evaluating_restores_the_mode_even_after_an_error():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5))
+    with nb.evaluating(model):
+        assert not model.training and not model[1].training
+    assert model.training
+    model.eval()
+    with pytest.raises(RuntimeError), nb.evaluating(model):
+        model.train()  # the block changes the mode and fails: the mode before the block comes back
+        raise RuntimeError("boom")
+    assert not model.training

@@ -65,12 +65,12 @@ def test_adam_first_step_is_about_lr_thanks_to_bias_correction():
     torch.testing.assert_close(m, 0.1 * g)
 
 
-def test_make_optimizer_and_errors():
+def test_optimizer_by_name_and_errors():
     w = torch.zeros(2, requires_grad=True)
-    assert isinstance(opt.make_optimizer("momentum", [w], lr=0.1), opt.SGD)
-    assert isinstance(opt.make_optimizer("adam", [w], torch_version=True), torch.optim.Adam)
+    assert isinstance(opt.optimizer_by_name("momentum", [w], lr=0.1), opt.SGD)
+    assert isinstance(opt.optimizer_by_name("adam", [w], torch_version=True), torch.optim.Adam)
     with pytest.raises(ValueError, match="choose from"):
-        opt.make_optimizer("adagrad", [w])
+        opt.optimizer_by_name("adagrad", [w])
     with pytest.raises(ValueError, match="empty"):
         opt.SGD([], lr=0.1)
 

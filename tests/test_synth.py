@@ -9,6 +9,7 @@ from PIL import Image
 
 from course_utils.caption_data import synth
 from course_utils.sequence.text import tokenize
+from course_utils.vision.shapes import COLOURS
 
 SIZE = 64
 
@@ -101,7 +102,7 @@ def test_every_caption_names_every_object(lang, en, fr):
 
 def test_boxes_hold_their_object(en):
     """The pixel at the centre of each box has the object's colour, nearer it than any other colour."""
-    palette = {k: np.array(v, dtype=float) for k, v in synth.COLOURS.items()}
+    palette = {k: np.array(v, dtype=float) for k, v in COLOURS.items()}
     for name, objs in synth.load_boxes(en).items():
         img = np.asarray(Image.open(en / "Images" / name).convert("RGB"), dtype=float)
         for o in objs:
@@ -157,18 +158,6 @@ def test_sample_captions_match_the_dataset(en):
     assert all(tokenize(c) for c in synth.sample_captions(5, lang="fr"))
 
 
-def test_shape_classification_set():
-    x, y, names = synth.shape_classification_set(3, image_size=32, seed=1)
-    assert x.shape == (18, 32, 32, 3) and x.dtype == np.uint8
-    assert y.dtype == np.int64 and np.bincount(y).tolist() == [3] * 6
-    assert names == synth.SHAPES
-    x2, _, _ = synth.shape_classification_set(3, image_size=32, seed=1)
-    assert np.array_equal(x, x2)
-    assert x.std() > 10  # textured, not blank
-    with pytest.raises(ValueError, match="n_per_class"):
-        synth.shape_classification_set(0)
-
-
 def test_load_boxes_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no boxes file"):
         synth.load_boxes(tmp_path)
@@ -177,5 +166,5 @@ def test_load_boxes_errors(tmp_path):
     with pytest.raises(ValueError, match="a.jpg.*object 0"):
         synth.load_boxes(bad)
     bad.write_text("[1, 2")
-    with pytest.raises(ValueError, match="not valid JSON"):
+    with pytest.raises(ValueError, match="boxes.json: broken JSON"):
         synth.load_boxes(bad)

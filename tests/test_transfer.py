@@ -6,14 +6,14 @@ import torch
 import torchvision
 
 import course_utils.vision.transfer as transfer
-from course_utils.vision.classify import ImageSet, make_loaders, split_indices
+from course_utils.vision.architectures import count_parameters
+from course_utils.vision.image_data import ImageSet, make_loaders, split_indices
 from course_utils.vision.transfer import (
     TransferNet,
-    count_trainable,
     load_pretrained,
-    make_optimizer,
     run_scenario,
     top_k,
+    transfer_optimizer,
 )
 
 
@@ -53,21 +53,21 @@ def test_unknown_arch_and_mode():
 
 def test_frozen_trains_only_the_head_and_keeps_batchnorm_in_eval(offline):
     net = TransferNet("mobilenet_v2", num_classes=4, mode="frozen")
-    assert count_trainable(net) == 1280 * 4 + 4
+    assert count_parameters(net, trainable_only=True) == 1280 * 4 + 4
     net.train()
     assert net.fc.training and not any(m.training for m in net.blocks.modules())
     scratch = TransferNet("mobilenet_v2", num_classes=4, mode="scratch")
     assert scratch.weights_source == "random"
-    assert count_trainable(scratch) == sum(p.numel() for p in scratch.parameters())
+    assert count_parameters(scratch, trainable_only=True) == sum(p.numel() for p in scratch.parameters())
 
 
 def test_finetune_optimizer_uses_a_smaller_backbone_rate(tmp_path, offline):
     path = tmp_path / "w.pth"
     torch.save(torchvision.models.mobilenet_v2(weights=None).state_dict(), path)
     net = TransferNet("mobilenet_v2", 2, "finetune", weights=path)
-    groups = make_optimizer(net, lr=1e-3).param_groups
+    groups = transfer_optimizer(net, lr=1e-3).param_groups
     assert [g["lr"] for g in groups] == [1e-3, pytest.approx(1e-4)]
-    frozen = make_optimizer(TransferNet("mobilenet_v2", 2, "frozen", weights=path)).param_groups
+    frozen = transfer_optimizer(TransferNet("mobilenet_v2", 2, "frozen", weights=path)).param_groups
     assert len(frozen) == 1
 
 

@@ -55,7 +55,7 @@ def test_bad_files(tmp_path):
         Vocabulary.load(tmp_path / "missing.json")
     broken = tmp_path / "broken.json"
     broken.write_text("{not json", encoding="utf-8")
-    with pytest.raises(ValueError, match="broken.json: not valid JSON"):
+    with pytest.raises(ValueError, match="broken.json: broken JSON"):
         Vocabulary.load(broken)
     wrong = tmp_path / "wrong.json"
     wrong.write_text(json.dumps({"itos": ["a", "b", "c", "d"]}), encoding="utf-8")

@@ -9,7 +9,8 @@ from PIL import Image
 import course_utils.vision.transfer as transfer
 from course_utils.apps.predict_app import predict_app, predict_image, scores_html
 from course_utils.apps.upload import simulate_upload  # a browser upload, ipywidgets 7 or 8
-from course_utils.vision.classify import SmallCNN, image_transforms
+from course_utils.vision.cnn import SmallCNN
+from course_utils.vision.image_data import image_transforms
 
 CLASSES = ["circle", "square", "triangle"]
 

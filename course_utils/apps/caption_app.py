@@ -15,7 +15,6 @@ last line of a cell. Code (and tests) drive it through its attributes:
 from __future__ import annotations
 
 import html
-import io
 import math
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
@@ -26,6 +25,7 @@ from PIL import Image
 
 from course_utils.apps.upload import load_image_bytes, read_upload
 from course_utils.captioning.decoding import decode
+from course_utils.files import png_bytes
 from course_utils.vision.image_io import ImageError, eval_transform, load_image
 
 PathLike = Union[str, Path]
@@ -65,10 +65,9 @@ def attention_png(image: Image.Image, words: Sequence[str], alphas: Optional[tor
         fig = plot_attention(image, list(words), alphas, grid)
     else:
         fig = show_images([image], titles=[" ".join(words) or "(empty caption)"], ncols=1, size=4)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    data = png_bytes(fig, dpi=80, bbox_inches="tight")
     plt.close(fig)
-    return buffer.getvalue()
+    return data
 
 
 def caption_app(

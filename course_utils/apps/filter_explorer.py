@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
-from PIL import Image
+
+from course_utils.files import png_bytes
 
 # --------------------------------------------------------------------------- filter explorer (notebook 02)
-
-
-def _png(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def filter_explorer(image: np.ndarray, max_size: int = 9, max_noise: float = 0.3, seed: int = 0):
@@ -52,7 +45,7 @@ def filter_explorer(image: np.ndarray, max_size: int = 9, max_noise: float = 0.3
         smooth = median_filter if kind.value == "median" else mean_filter
         filtered = to_uint8(smooth(noisy, size.value))
         gap = np.full((image.shape[0], 4), 255, dtype=np.uint8)  # white separator
-        view.value = _png(np.hstack([image, gap, noisy, gap, filtered]))
+        view.value = png_bytes(np.hstack([image, gap, noisy, gap, filtered]))
         info.value = (
             f"clean | noisy ({noise.value:.0%} of pixels) | {kind.value} {size.value}x{size.value}"
             f" &nbsp; PSNR noisy: {psnr(image, noisy):.1f} dB, filtered: {psnr(image, filtered):.1f} dB"

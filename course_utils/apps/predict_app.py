@@ -19,7 +19,6 @@ one as files on disk (``apps.upload``, shared with the caption app of notebook 1
 from __future__ import annotations
 
 import html
-import io
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
@@ -29,6 +28,7 @@ from PIL import Image
 from torch import nn
 
 from course_utils.apps.upload import load_image_bytes, read_upload
+from course_utils.files import png_bytes
 from course_utils.vision.cam import grad_cam, overlay
 from course_utils.vision.image_io import ImageError, load_image
 
@@ -78,9 +78,7 @@ def side_by_side_png(image: Image.Image, cam: torch.Tensor, size: int = 224) -> 
     """PNG of the image (left) and the activation map laid over it (right), each ``size`` pixels."""
     shown = np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR))  # (size, size, 3)
     both = np.concatenate([shown, np.full((size, 8, 3), 255, np.uint8), overlay(shown, cam)], axis=1)
-    buffer = io.BytesIO()
-    Image.fromarray(both).save(buffer, format="PNG")
-    return buffer.getvalue()
+    return png_bytes(both)
 
 
 def _as_loader(example: Example) -> Callable[[], Image.Image]:

@@ -2,7 +2,7 @@
 
 The reference versions of what notebook 01 builds. An image is a numpy array:
 
-* binary ``(H, W)`` bool (seed 000: 0 = black, 1 = white),
+* binary ``(H, W)`` bool (the master's thesis: 0 = black, 1 = white),
 * grey ``(H, W)`` uint8, 0 (black) ... 255 (white),
 * colour ``(H, W, 3)`` uint8, one red, green and blue value per pixel.
 
@@ -95,7 +95,7 @@ def load_sample(name: str, quiet: bool = False) -> np.ndarray:
 # --------------------------------------------------------------------------- colour and grey
 BT601 = (0.299, 0.587, 0.114)  # luma weights of JPEG and PIL's convert("L")
 BT709 = (0.2125, 0.7154, 0.0721)  # HDTV weights, used by skimage.color.rgb2gray
-MEAN = (1 / 3, 1 / 3, 1 / 3)  # the plain average of seed 004
+MEAN = (1 / 3, 1 / 3, 1 / 3)  # the plain average of the CNN slides
 
 
 def split_channels(rgb: np.ndarray) -> list[np.ndarray]:
@@ -155,7 +155,7 @@ def bmp_size(width: int, height: int, bits_per_pixel: int = 24) -> int:
     """Size in bytes of an uncompressed BMP file.
 
     54-byte header, then a colour table of ``2**bits`` entries of 4 bytes for images of
-    8 bits per pixel or fewer (grey, binary), then the padded rows. Seed 000's example:
+    8 bits per pixel or fewer (grey, binary), then the padded rows. The master's thesis' example:
     ``bmp_size(800, 600) == 800 * 600 * 3 + 54 == 1_440_054``.
     """
     if width <= 0 or height <= 0:

@@ -3,12 +3,13 @@
 "Convolution" here is what deep-learning libraries call convolution: slide the
 kernel over the input and take the sum of elementwise products at each position,
 *without* flipping the kernel (mathematicians call it cross-correlation). This is
-what ``torch.nn.functional.conv2d`` computes, and what seed 004's worked examples use.
+what ``torch.nn.functional.conv2d`` computes, and what the CNN slides' worked examples use.
 
 Shapes: a 1-D signal is ``(N,)``, a grey image ``(H, W)``, a colour image ``(H, W, 3)``,
 a multi-channel input of a conv layer ``(C, H, W)``, a kernel ``(kh, kw)``.
 
-The loops are written with numpy by hand because the notebook teaches them; the tests
+Written with numpy by hand (windows from ``sliding_window_view``, then a sum of
+products) because the notebook teaches the computation that libraries hide; the tests
 check every function against torch, scipy and scikit-image.
 """
 
@@ -19,11 +20,11 @@ from typing import Optional
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-# --------------------------------------------------------------------------- kernels of seed 004
+# --------------------------------------------------------------------------- kernels of the CNN slides
 LAPLACIAN = np.array([[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]], dtype=np.float64)  # edge detection, 8 neighbours
 LAPLACIAN_4 = np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], dtype=np.float64)  # edge detection, 4 neighbours
 SHARPEN = np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], dtype=np.float64)  # identity + LAPLACIAN_4
-# The bank of 4 filters of seed 004 (one feature map each): horizontal and vertical edges.
+# The bank of 4 filters of the CNN slides (one feature map each): horizontal and vertical edges.
 FILTER_BANK = np.array(
     [
         [[-1, -1, -1], [1, 1, 1], [0, 0, 0]],
@@ -68,7 +69,7 @@ def same_padding(f: int) -> int:
 def conv1d(signal: np.ndarray, kernel: np.ndarray, stride: int = 1, padding: int = 0) -> np.ndarray:
     """``(N,) * (F,) -> (O,)`` with ``O = (N - F + 2P) / S + 1``; zero padding on both ends.
 
-    Seed 004: ``conv1d([0, 1, 2, -1, 1, -3, 0], [1, 0, -1], stride=2) == [-2, 1, 1]``.
+    The CNN slides: ``conv1d([0, 1, 2, -1, 1, -3, 0], [1, 0, -1], stride=2) == [-2, 1, 1]``.
     """
     x = np.asarray(signal, dtype=np.float64)
     k = np.asarray(kernel, dtype=np.float64)
@@ -83,7 +84,7 @@ def conv1d(signal: np.ndarray, kernel: np.ndarray, stride: int = 1, padding: int
 def conv2d(image: np.ndarray, kernel: np.ndarray, stride: int = 1, padding: int = 0) -> np.ndarray:
     """``(H, W) * (kh, kw) -> (Oh, Ow)``, zero padding, the same stride on both axes.
 
-    Seed 004's 5x5 * 3x3 example gives ``[[4, 3, 4], [2, 4, 3], [2, 3, 4]]``.
+    The CNN slides' 5x5 * 3x3 example gives ``[[4, 3, 4], [2, 4, 3], [2, 3, 4]]``.
     """
     x = np.asarray(image, dtype=np.float64)
     k = np.asarray(kernel, dtype=np.float64)
@@ -100,7 +101,7 @@ def conv2d_channels(image: np.ndarray, kernels: np.ndarray, stride: int = 1, pad
     """One filter over a multi-channel input: ``(C, H, W) * (C, kh, kw) -> (Oh, Ow)``.
 
     Each channel is convolved with its own kernel and the C results are added: one
-    filter gives one feature map (seed 004's RGB example: 30 + 18 + 111 = 159).
+    filter gives one feature map (the CNN slides' RGB example: 30 + 18 + 111 = 159).
     """
     x, k = np.asarray(image), np.asarray(kernels)
     if x.ndim != 3 or k.ndim != 3 or x.shape[0] != k.shape[0]:
@@ -124,12 +125,15 @@ def filter2d(image: np.ndarray, kernel: np.ndarray, mode: str = "edge") -> np.nd
 
 
 def mean_filter(image: np.ndarray, size: int = 3, mode: str = "edge") -> np.ndarray:
-    """Replace each pixel by the mean of its ``size x size`` neighbourhood (seed 000, 1.7.1). Float64, same shape."""
+    """Replace each pixel by the mean of its ``size x size`` neighbourhood (the master's thesis, 1.7.1).
+
+    Float64, same shape.
+    """
     return filter2d(image, mean_kernel(size), mode)
 
 
 def median_filter(image: np.ndarray, size: int = 3, mode: str = "edge") -> np.ndarray:
-    """Replace each pixel by the median of its ``size x size`` neighbourhood (seed 000, 1.7.2).
+    """Replace each pixel by the median of its ``size x size`` neighbourhood (the master's thesis, 1.7.2).
 
     ``(H, W)`` or ``(H, W, 3)`` -> same shape and dtype: with an odd ``size`` the median
     is one of the neighbours' values, so no new grey level is created.

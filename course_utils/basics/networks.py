@@ -7,14 +7,15 @@ tests compare each one with ``torch.nn.functional``.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 
-# --------------------------------------------------------------------------- activations (seed 004)
+# --------------------------------------------------------------------------- activations (the CNN slides)
 def relu(x: torch.Tensor) -> torch.Tensor:
     """``max(0, x)``, elementwise, any shape (gradient 0 at ``x = 0``, as in PyTorch)."""
     return torch.where(x > 0, x, torch.zeros_like(x))
@@ -23,7 +24,7 @@ def relu(x: torch.Tensor) -> torch.Tensor:
 def leaky_relu(x: torch.Tensor, slope: float = 0.1) -> torch.Tensor:
     """``max(slope * x, x)``: a small slope for negative inputs keeps their gradient alive.
 
-    Seed 004 uses ``slope = 0.1``; PyTorch's default ``negative_slope`` is 0.01.
+    The CNN slides use ``slope = 0.1``; PyTorch's default ``negative_slope`` is 0.01.
     """
     return torch.where(x > 0, x, slope * x)
 
@@ -55,8 +56,8 @@ def cross_entropy(q: torch.Tensor, p: torch.Tensor, dim: int = -1) -> torch.Tens
 
     ``q``: predicted probabilities, ``p``: true distribution (one-hot labels), same
     shape, e.g. ``(batch, classes)`` -> ``(batch,)``. ``torch.xlogy`` takes
-    ``0 * log 0`` as 0, which seed 004's second example needs (Q has zeros where P has).
-    Seed 004: ``Q = [0.4, 0.3, 0.05, 0.05, 0.2]``, ``P = [1, 0, 0, 0, 0]`` -> ``-log 0.4 ~ 0.916``.
+    ``0 * log 0`` as 0, which the CNN slides' second example needs (Q has zeros where P has).
+    The CNN slides: ``Q = [0.4, 0.3, 0.05, 0.05, 0.2]``, ``P = [1, 0, 0, 0, 0]`` -> ``-log 0.4 ~ 0.916``.
     """
     if q.shape != p.shape:
         raise ValueError(f"q and p must have the same shape, got {tuple(q.shape)} and {tuple(p.shape)}")
@@ -166,12 +167,24 @@ LOGIC_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)  # (4, 2)
 LOGIC_GATES = {"AND": np.array([0, 0, 0, 1]), "OR": np.array([0, 1, 1, 1]), "XOR": np.array([0, 1, 1, 0])}
 
 
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """``with evaluating(model):`` runs the block in eval mode (dropout off, batch norm using its
+    running statistics), then gives the model back the mode it had, even if the block fails."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
     """Fraction of rows of ``logits (batch, classes)`` whose largest score is at ``y (batch,)``."""
     return float((logits.argmax(1) == y).float().mean())
 
 
-def fit(
+def train_network(
     model: nn.Module,
     optimizer: Any,
     x: torch.Tensor,

@@ -14,7 +14,7 @@ The equations, for a parameter ``w`` with gradient ``g`` at step ``t = 1, 2, ...
 * Adam:      ``m <- b1 * m + (1 - b1) * g``;  ``v <- b2 * v + (1 - b2) * g**2``;
   ``m_hat = m / (1 - b1**t)``;  ``v_hat = v / (1 - b2**t)``;  ``w <- w - lr * m_hat / (sqrt(v_hat) + eps)``
 
-(seed 000 writes RMSprop with ``eps`` inside the square root; PyTorch, and this file,
+(the master's thesis writes RMSprop with ``eps`` inside the square root; PyTorch, and this file,
 add it outside. The state ``v``, ``s``, ``m`` starts at zero.)
 """
 
@@ -163,7 +163,7 @@ THEIRS: dict[str, Callable[..., torch.optim.Optimizer]] = {
 }
 
 
-def make_optimizer(kind: str, params: Iterable[Tensor], torch_version: bool = False, **hyper: Any) -> Any:
+def optimizer_by_name(kind: str, params: Iterable[Tensor], torch_version: bool = False, **hyper: Any) -> Any:
     """``kind`` in ``sgd, momentum, rmsprop, adam``: ours, or ``torch.optim``'s with ``torch_version=True``.
 
     ``hyper`` uses torch's names: ``lr``, ``momentum``, ``alpha``, ``eps``, ``betas``.
@@ -204,8 +204,8 @@ def step_side_by_side(
     start, loss_fn = problem or quadratic_problem()
     ours_w = start.clone().requires_grad_(True)
     theirs_w = start.clone().requires_grad_(True)
-    ours = make_optimizer(kind, [ours_w], **hyper)
-    theirs = make_optimizer(kind, [theirs_w], torch_version=True, **hyper)
+    ours = optimizer_by_name(kind, [ours_w], **hyper)
+    theirs = optimizer_by_name(kind, [theirs_w], torch_version=True, **hyper)
     gaps = []
     for _ in range(steps):
         _run(ours, ours_w, loss_fn)
@@ -223,7 +223,7 @@ def torch_trajectory(
     """
     start, loss_fn = problem or quadratic_problem()
     w = start.clone().requires_grad_(True)
-    opt = make_optimizer(kind, [w], torch_version=True, **hyper)
+    opt = optimizer_by_name(kind, [w], torch_version=True, **hyper)
     out = []
     for _ in range(steps):
         _run(opt, w, loss_fn)
@@ -290,7 +290,7 @@ def path_2d(
 ) -> Tensor:
     """Positions ``(steps + 1, 2)`` of a 2-D point moved by our optimiser ``kind`` on ``loss_fn(w (2,)) -> scalar``."""
     w = torch.tensor(start, dtype=torch.float64, requires_grad=True)
-    opt = make_optimizer(kind, [w], **hyper)
+    opt = optimizer_by_name(kind, [w], **hyper)
     points = [w.detach().clone()]
     for _ in range(steps):
         _run(opt, w, loss_fn)

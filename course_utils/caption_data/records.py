@@ -9,11 +9,12 @@ Git LFS pointer check) are shared by all of them.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
+
+from course_utils import files
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 SPLITS = ("train", "val", "test")
@@ -154,13 +155,9 @@ def read_lines(path: Path) -> list[str]:
 
 
 def read_json(path: Path) -> object:
+    """A dataset's JSON file; an LFS pointer or broken JSON is a one-line ``DatasetFormatError``."""
     check_not_lfs_pointer(path)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise DatasetFormatError(f"{path}: broken JSON ({err})") from None
-    except UnicodeDecodeError as err:
-        raise DatasetFormatError(f"{path}: not UTF-8 text ({err})") from None
+    return files.read_json(path, DatasetFormatError)
 
 
 def add(captions: dict[str, list[str]], key: str, caption: str) -> None:

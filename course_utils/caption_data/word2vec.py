@@ -1,4 +1,4 @@
-"""Word2Vec embeddings for the decoder (seed 002 initialises its embedding layer this way).
+"""Word2Vec embeddings for the decoder (the short report initialises its embedding layer this way).
 
 * ``train_word2vec(token_lists, dim, seed)`` trains gensim's skip-gram on the training
   captions (a few seconds for Flickr8k) and returns its ``KeyedVectors``.

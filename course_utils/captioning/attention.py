@@ -9,7 +9,7 @@ At each step ``t`` the decoder
 3. feeds ``[embedding(w_{t-1}); beta_t * z_t]`` to an ``nn.LSTMCell``;
 4. predicts word ``t`` from ``dropout(h_t)``.
 
-The first ``(h, c)`` come from the mean region vector (seed 001). Training adds the
+The first ``(h, c)`` come from the mean region vector (the lab report TP2 Attention). Training adds the
 doubly stochastic penalty ``alpha_c * sum_i (1 - sum_t alpha_ti)^2``, which asks every
 region to be looked at about once over the caption.
 
@@ -18,29 +18,14 @@ Written by hand (not a library module) because notebook 09 builds it piece by pi
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
-
 import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from course_utils.captioning.outputs import DecoderOutput
+from course_utils.captioning.show_tell import copy_embeddings
 
-class DecoderOutput(NamedTuple):
-    """What a caption decoder returns in training (teacher forcing).
-
-    ``logits (num_tokens, vocab_size)`` and ``targets (num_tokens,)``: one row per real
-    target token (``<pad>`` never appears), in PyTorch's packed order, so
-    ``F.cross_entropy(logits, targets)`` is the loss. ``alphas (batch, steps, num_pixels)``
-    in the input's batch order, zero on padded steps; ``None`` for models without attention.
-    ``concept_logits`` and ``concept_targets (n_images, vocab_size)``: only with the
-    optional concept head of ``captioner.Captioner``.
-    """
-
-    logits: torch.Tensor
-    targets: torch.Tensor
-    alphas: Optional[torch.Tensor]
-    concept_logits: Optional[torch.Tensor] = None
-    concept_targets: Optional[torch.Tensor] = None
+__all__ = ["Attention", "DecoderOutput", "ShowAttendTell", "doubly_stochastic_penalty"]
 
 
 class Attention(nn.Module):
@@ -104,7 +89,7 @@ class ShowAttendTell(nn.Module):
         super().__init__()
         self.vocab_size, self.encoder_dim, self.hidden_dim = vocab_size, encoder_dim, hidden_dim
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
-        nn.init.xavier_uniform_(self.embedding.weight)  # seed 001: Xavier initialisation
+        nn.init.xavier_uniform_(self.embedding.weight)  # the lab report TP2 Attention: Xavier initialisation
         self.attention = Attention(encoder_dim, hidden_dim, attention_dim)
         self.init_h = nn.Linear(encoder_dim, hidden_dim)
         self.init_c = nn.Linear(encoder_dim, hidden_dim)
@@ -115,14 +100,7 @@ class ShowAttendTell(nn.Module):
 
     def load_embeddings(self, matrix: torch.Tensor, freeze: bool = False) -> None:
         """Start the embedding from ``matrix (vocab_size, embed_dim)``, e.g. Word2Vec vectors."""
-        if tuple(matrix.shape) != tuple(self.embedding.weight.shape):
-            raise ValueError(
-                f"embedding matrix has shape {tuple(matrix.shape)}, expected {tuple(self.embedding.weight.shape)} "
-                "(vocab_size, embed_dim)"
-            )
-        with torch.no_grad():
-            self.embedding.weight.copy_(matrix)
-        self.embedding.weight.requires_grad_(not freeze)
+        copy_embeddings(self.embedding, matrix, freeze)
 
     def init_hidden(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(h, c)``, each ``(batch, hidden_dim)``, from the mean region ``(batch, encoder_dim)``."""
@@ -131,20 +109,20 @@ class ShowAttendTell(nn.Module):
 
     def attend(
         self, features: torch.Tensor, projected: torch.Tensor, h: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Gated context ``(batch, encoder_dim)``, ``alpha (batch, num_pixels)``, gate ``(batch, encoder_dim)``."""
-        context, alpha = self.attention(features, projected, h)
-        gate = torch.sigmoid(self.gate(h))
-        return gate * context, alpha, gate
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gated context ``beta * z`` ``(batch, encoder_dim)`` and ``alpha (batch, num_pixels)``."""
+        context, alpha = self.attention(features, projected, h)  # z (batch, encoder_dim)
+        gate = torch.sigmoid(self.gate(h))  # beta (batch, encoder_dim), in (0, 1)
+        return gate * context, alpha
 
     def forward(self, features: torch.Tensor, captions: torch.Tensor, lengths: torch.Tensor) -> DecoderOutput:
         """Teacher forcing: word ``t`` is predicted from the true words before it.
 
         Captions are sorted by length and the batch shrinks at each step: at step ``t``
         only the ``batch_sizes[t]`` captions still running are computed, so no work is
-        spent on padded positions. Measured against running the full batch at every step
-        and masking the loss (160 captions of 6-19 tokens, 64 regions, forward + backward,
-        1 CPU thread): 0.26 s against 0.30 s, 15-20 % faster with 36 or 64 regions.
+        spent on padded positions. ``python -m course_utils bench`` compares it with running
+        the full batch at every step and masking the loss (``decoder_speedup`` in
+        ``docs/benchmarks.md``).
         """
         steps = lengths.cpu() - 1  # predictions per caption: every word after <start>
         steps, order = steps.sort(descending=True)
@@ -155,7 +133,7 @@ class ShowAttendTell(nn.Module):
         h, c = self.init_hidden(features)
         hiddens, alphas = [], []
         for t, n in enumerate(batch_sizes):
-            context, alpha, _ = self.attend(features[:n], projected[:n], h[:n])
+            context, alpha = self.attend(features[:n], projected[:n], h[:n])
             h, c = self.lstm(torch.cat([embedded[:n, t], context], dim=1), (h[:n], c[:n]))
             hiddens.append(h)
             alphas.append(alpha)
@@ -180,7 +158,7 @@ class ShowAttendTell(nn.Module):
         ``alpha (rows, num_pixels)``, the attention used for the word being predicted.
         ``rows`` is ``len(h)``: the batch, or ``batch * k`` beams in beam search."""
         features, projected, h, c = state
-        context, alpha, _ = self.attend(features, projected, h)
+        context, alpha = self.attend(features, projected, h)
         h, c = self.lstm(torch.cat([self.embedding(words), context], dim=1), (h, c))
         return self.fc(self.dropout(h)), (features, projected, h, c), alpha
 

@@ -5,7 +5,9 @@ cached encoder features ``(batch, num_pixels, encoder_dim)`` (``course_utils.cap
 which is how a frozen ResNet is trained cheaply: the CNN runs once per image, not once
 per epoch.
 
-A plain-dict *config* describes the model so a checkpoint can rebuild it::
+A :class:`CaptionerConfig` describes the model. Checkpoints store it as a plain dict
+(``dataclasses.asdict``), which :func:`build_captioner` reads back: a key it does not
+know is refused, a missing key takes the default written in the dataclass::
 
     {"decoder": "attention", "vocab_size": 60, "encoder": "small_cnn", "grid": 7,
      "embed_dim": 128, "hidden_dim": 256, "attention_dim": 128, "dropout": 0.3}
@@ -13,13 +15,16 @@ A plain-dict *config* describes the model so a checkpoint can rebuild it::
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Union
 
 import torch
 import torch.nn as nn
 
-from course_utils.captioning.attention import DecoderOutput, ShowAttendTell
+from course_utils.captioning.attention import ShowAttendTell
 from course_utils.captioning.encoders import build_encoder
+from course_utils.captioning.outputs import DecoderOutput
 from course_utils.captioning.show_tell import ShowTell
 
 DECODERS = {"attention": ShowAttendTell, "show_tell": ShowTell}
@@ -43,6 +48,7 @@ class Captioner(nn.Module):
     ) -> None:
         super().__init__()
         self.encoder, self.decoder, self.concepts = encoder, decoder, concepts
+        self.config: Optional[CaptionerConfig] = None  # set by build_captioner
 
     def encode(self, inputs: torch.Tensor) -> torch.Tensor:
         """``images (batch, 3, H, W)`` or features -> ``features (batch, num_pixels, encoder_dim)``."""
@@ -89,42 +95,73 @@ def concept_targets(captions: torch.Tensor, owners: Optional[torch.Tensor], shap
     return targets
 
 
-def build_captioner(config: Mapping[str, Any]) -> Captioner:
-    """A :class:`Captioner` from a config dict (the one stored in checkpoints).
+@dataclass
+class CaptionerConfig:
+    """Everything that rebuilds a :class:`Captioner` (its weights aside).
 
-    Keys: ``decoder`` ("attention" | "show_tell"), ``vocab_size``; optional ``encoder``
-    (None = cached features of ``encoder_dim``; "small_cnn"; or a torchvision name),
-    ``grid``, ``fine_tune_blocks``, ``encoder_weights``, ``channels``, ``encoder_dim``,
-    ``embed_dim``, ``hidden_dim``, ``attention_dim``, ``num_layers``, ``dropout``, ``pad_id``,
-    ``concepts`` (True: add the auxiliary concept head).
+    ``encoder``: None (the model reads cached features of ``encoder_dim``), ``"small_cnn"``
+    or a torchvision name; ``grid``, ``fine_tune_blocks``, ``encoder_weights`` and
+    ``channels`` (the small CNN's blocks) configure it. ``hidden_dim=None`` takes the
+    decoder's own size (256 for attention, 512 for Show and Tell, as in their papers).
+    ``concepts=True`` adds the auxiliary concept head. ``image_size`` (pixels the encoder
+    was trained on) and ``feature_encoder`` (the encoder that made cached features) are
+    not used to build the model; they tell the apps and the ``caption`` command how to
+    prepare an image.
     """
-    kind = config.get("decoder", "attention")
-    if kind not in DECODERS:
-        raise ValueError(f"config: decoder {kind!r} is unknown; choose from {', '.join(DECODERS)}")
-    if "vocab_size" not in config:
-        raise ValueError("config: 'vocab_size' is missing")
-    encoder = None
-    encoder_dim = config.get("encoder_dim", 2048)
-    if config.get("encoder"):
-        encoder = build_encoder(
-            config["encoder"],
-            grid=config.get("grid", 7),
-            fine_tune_blocks=config.get("fine_tune_blocks", 0),
-            weights=config.get("encoder_weights", "imagenet"),
-            channels=config.get("channels"),
-        )
+
+    vocab_size: int
+    decoder: str = "attention"  # "attention" | "show_tell"
+    encoder: Optional[str] = None
+    grid: int = 7
+    fine_tune_blocks: int = 0
+    encoder_weights: Optional[str] = "imagenet"
+    channels: Optional[list[int]] = None
+    encoder_dim: int = 2048
+    embed_dim: int = 256
+    hidden_dim: Optional[int] = None
+    attention_dim: int = 256
+    num_layers: int = 1
+    dropout: float = 0.5
+    pad_id: int = 0
+    concepts: bool = False
+    image_size: Optional[int] = None
+    feature_encoder: Optional[str] = None
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any]) -> CaptionerConfig:
+        """Read a stored config: unknown keys are refused, missing ones take the defaults above."""
+        unknown = sorted(set(config) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"config: unknown key(s) {', '.join(map(repr, unknown))}")
+        if "vocab_size" not in config:
+            raise ValueError("config: 'vocab_size' is missing")
+        return cls(**config)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain dict stored in checkpoints."""
+        return dataclasses.asdict(self)
+
+
+def build_captioner(config: Union[CaptionerConfig, Mapping[str, Any]]) -> Captioner:
+    """A :class:`Captioner` from a :class:`CaptionerConfig` or its dict (the one stored in checkpoints).
+
+    The model keeps its full config as ``model.config``.
+    """
+    cfg = config if isinstance(config, CaptionerConfig) else CaptionerConfig.from_dict(config)
+    if cfg.decoder not in DECODERS:
+        raise ValueError(f"config: decoder {cfg.decoder!r} is unknown; choose from {', '.join(DECODERS)}")
+    encoder, encoder_dim = None, cfg.encoder_dim
+    if cfg.encoder:
+        encoder = build_encoder(cfg.encoder, grid=cfg.grid, fine_tune_blocks=cfg.fine_tune_blocks,
+                                weights=cfg.encoder_weights, channels=cfg.channels)  # fmt: skip
         encoder_dim = encoder.encoder_dim
-    common = dict(
-        vocab_size=config["vocab_size"],
-        encoder_dim=encoder_dim,
-        embed_dim=config.get("embed_dim", 256),
-        hidden_dim=config.get("hidden_dim", 256 if kind == "attention" else 512),
-        dropout=config.get("dropout", 0.5),
-        pad_id=config.get("pad_id", 0),
-    )
-    if kind == "attention":
-        decoder = ShowAttendTell(attention_dim=config.get("attention_dim", 256), **common)
+    sizes = dict(vocab_size=cfg.vocab_size, encoder_dim=encoder_dim, embed_dim=cfg.embed_dim, dropout=cfg.dropout,
+                 pad_id=cfg.pad_id, **({} if cfg.hidden_dim is None else {"hidden_dim": cfg.hidden_dim}))  # fmt: skip
+    if cfg.decoder == "attention":
+        decoder = ShowAttendTell(attention_dim=cfg.attention_dim, **sizes)
     else:
-        decoder = ShowTell(num_layers=config.get("num_layers", 1), **common)
-    concepts = nn.Linear(encoder_dim, config["vocab_size"]) if config.get("concepts") else None
-    return Captioner(decoder, encoder, concepts)
+        decoder = ShowTell(num_layers=cfg.num_layers, **sizes)
+    concepts = nn.Linear(encoder_dim, cfg.vocab_size) if cfg.concepts else None
+    model = Captioner(decoder, encoder, concepts)
+    model.config = cfg
+    return model

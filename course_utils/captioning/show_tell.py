@@ -1,4 +1,4 @@
-"""Show and Tell (Vinyals et al., 2015), the baseline captioner of seed 000.
+"""Show and Tell (Vinyals et al., 2015), the baseline captioner of the master's thesis.
 
 The image is summarised by ONE vector: the mean of the encoder's region vectors (what
 ResNet's global average pooling computes), projected by ``linear + batch norm`` to the
@@ -17,7 +17,18 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from course_utils.captioning.attention import DecoderOutput
+from course_utils.captioning.outputs import DecoderOutput
+
+
+def copy_embeddings(embedding: nn.Embedding, matrix: torch.Tensor, freeze: bool = False) -> None:
+    """Copy ``matrix (vocab_size, embed_dim)`` (e.g. Word2Vec vectors) into ``embedding``; ``freeze``
+    stops training it. Both decoders (this one and ``attention.ShowAttendTell``) use it."""
+    if tuple(matrix.shape) != tuple(embedding.weight.shape):
+        raise ValueError(f"embedding matrix has shape {tuple(matrix.shape)}, "
+                         f"expected {tuple(embedding.weight.shape)} (vocab_size, embed_dim)")  # fmt: skip
+    with torch.no_grad():
+        embedding.weight.copy_(matrix)
+    embedding.weight.requires_grad_(not freeze)
 
 
 class ShowTell(nn.Module):
@@ -49,12 +60,7 @@ class ShowTell(nn.Module):
 
     def load_embeddings(self, matrix: torch.Tensor, freeze: bool = False) -> None:
         """Start the embedding from ``matrix (vocab_size, embed_dim)``, e.g. Word2Vec vectors."""
-        if tuple(matrix.shape) != tuple(self.embedding.weight.shape):
-            raise ValueError(f"embedding matrix has shape {tuple(matrix.shape)}, "
-                             f"expected {tuple(self.embedding.weight.shape)} (vocab_size, embed_dim)")
-        with torch.no_grad():
-            self.embedding.weight.copy_(matrix)
-        self.embedding.weight.requires_grad_(not freeze)
+        copy_embeddings(self.embedding, matrix, freeze)
 
     def image_input(self, features: torch.Tensor) -> torch.Tensor:
         """``x_0 = BN(W_i mean(features))``: ``(batch, num_pixels, encoder_dim)`` -> ``(batch, 1, embed_dim)``."""

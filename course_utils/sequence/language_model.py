@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_utils.basics.networks import evaluating
 from course_utils.sequence.text import tokenize
 from course_utils.sequence.vocab import Vocabulary, pad_captions
 
@@ -76,13 +77,13 @@ def lm_loss(model: WordLM, captions: torch.Tensor, pad_id: int = 0) -> torch.Ten
 def evaluate_lm(model: WordLM, encoded: Sequence[torch.Tensor], batch_size: int = 256,
                 device: Union[str, torch.device] = "cpu", pad_id: int = 0) -> float:  # fmt: skip
     """Mean loss per predicted word over ``encoded`` (eval mode, no dropout)."""
-    model.eval()
     total, count = 0.0, 0
-    for caps in batches(encoded, batch_size, shuffle=False):
-        caps = caps.to(device)
-        n = int((caps[:, 1:] != pad_id).sum())
-        total += lm_loss(model, caps, pad_id).item() * n
-        count += n
+    with evaluating(model):
+        for caps in batches(encoded, batch_size, shuffle=False):
+            caps = caps.to(device)
+            n = int((caps[:, 1:] != pad_id).sum())
+            total += lm_loss(model, caps, pad_id).item() * n
+            count += n
     return total / max(count, 1)
 
 
@@ -152,7 +153,14 @@ def sample(
     Each starts with ``<start>`` and the words of ``prefix``; a sentence ends at ``<end>``
     or after ``max_len`` words. Special tokens are dropped from the result.
     """
-    model.eval()
+    with evaluating(model):
+        out = _generate(model, vocab, n, temperature, max_len, prefix, generator)
+    return [vocab.decode(ids) for ids in out]
+
+
+def _generate(model: WordLM, vocab: Vocabulary, n: int, temperature: float, max_len: int, prefix: str,
+              generator: Optional[torch.Generator]) -> list[list[int]]:  # fmt: skip
+    """The ids of :func:`sample`'s sentences, ``<start>`` included."""
     device = next(model.parameters()).device
     start = [vocab.start_id] + [vocab.stoi.get(w, vocab.unk_id) for w in tokenize(prefix)]
     tokens = torch.tensor([start] * n, device=device)  # (n, len(start))
@@ -174,7 +182,7 @@ def sample(
         if done.all():
             break
         logits, state = model(nxt[:, None], state)  # one step: (n, 1, vocab)
-    return [vocab.decode(ids) for ids in out]
+    return out
 
 
 @torch.no_grad()
@@ -184,8 +192,8 @@ def sentence_log_prob(model: WordLM, vocab: Vocabulary, sentence: str) -> float:
     One forward pass with teacher forcing: the input is ``<start> w_1 ... w_n``, the
     targets ``w_1 ... w_n <end>``. Higher (closer to 0) = more caption-like to the model.
     """
-    model.eval()
     ids = torch.tensor([vocab.encode(tokenize(sentence))], device=next(model.parameters()).device)  # (1, n + 2)
-    logits, _ = model(ids[:, :-1])  # (1, n + 1, vocab)
+    with evaluating(model):
+        logits, _ = model(ids[:, :-1])  # (1, n + 1, vocab)
     log_probs = logits[0].log_softmax(-1)  # (n + 1, vocab)
     return log_probs.gather(1, ids[0, 1:, None]).sum().item()

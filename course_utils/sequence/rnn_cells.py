@@ -8,7 +8,7 @@ Vanilla RNN::
 
     h_t = tanh(W_xh x_t + W_hh h_{t-1} + b)
 
-LSTM, with the notation of seed 000 (equations 5-10), every gate reading the
+LSTM, with the notation of the master's thesis (equations 5-10), every gate reading the
 concatenation ``[h_{t-1}, x_t]``::
 
     f_t = sigmoid(W_f [h_{t-1}, x_t] + b_f)        forget gate            (5)
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-GATES = ("f", "i", "n", "o")  # seed 000's names: forget, input, new memory, output
+GATES = ("f", "i", "n", "o")  # the master's thesis' names: forget, input, new memory, output
 TORCH_ORDER = ("i", "f", "n", "o")  # order of the four blocks in nn.LSTMCell's weights (i, f, g, o)
 
 
@@ -61,7 +61,7 @@ def lstm_step(
     W: dict[str, torch.Tensor],
     b: dict[str, torch.Tensor],
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One LSTM step, equations (5)-(10) of seed 000. Returns ``(h_t, C_t)``, each ``(batch, hidden)``.
+    """One LSTM step, equations (5)-(10) of the master's thesis. Returns ``(h_t, C_t)``, each ``(batch, hidden)``.
 
     ``W[g] (hidden, hidden + input_size)`` and ``b[g] (hidden,)`` for ``g`` in ``"f", "i", "n", "o"``.
     """
@@ -91,7 +91,7 @@ def lstm_weights_from_torch(cell: nn.LSTMCell) -> tuple[dict[str, torch.Tensor],
 
 
 class LSTMCellScratch(nn.Module):
-    """An LSTM cell whose parameters are seed 000's ``W_f, W_i, W_n, W_o`` and biases.
+    """An LSTM cell whose parameters are the master's thesis' ``W_f, W_i, W_n, W_o`` and biases.
 
     Same interface as ``nn.LSTMCell``: ``cell(x, (h, c)) -> (h, c)``.
     """

@@ -9,7 +9,7 @@ Four special tokens come first, with fixed ids::
 
 then the words seen at least ``min_freq`` times in the training captions, most frequent
 first (ties in alphabetical order, so the ids are deterministic). The default threshold
-``min_freq=2`` is the one of the TP2 lab (seed 001: 12,509 words on Flickr30k): a word
+``min_freq=2`` is the one of the lab report TP2 Attention (12,509 words on Flickr30k): a word
 seen once cannot be learnt and mostly is a typo. Validation and test captions are never
 counted, or the vocabulary would leak the held-out split.
 
@@ -26,7 +26,7 @@ from typing import Iterable, Optional, Sequence, Union
 
 import torch
 
-from course_utils.files import write_atomic
+from course_utils.files import read_json, write_atomic
 
 
 class Vocabulary:
@@ -126,11 +126,7 @@ class Vocabulary:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no vocabulary file")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err})") from None
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_json(path), source=str(path))
 
 
 def pad_captions(captions: list[torch.Tensor], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

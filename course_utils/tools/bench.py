@@ -10,7 +10,7 @@ about the size of a Flickr photo), and prints one line ``name: value``:
 * ``decoder_speedup``: training tokens/s of ``ShowAttendTell`` (the batch shrinks as
   captions end) / a decoder of the same size stepping over every padded position of the
   whole batch (:class:`PaddedDecoder`), both on the same batches of cached features;
-* ``beam_batch_speedup``: captions/s of ``decoding.beam_search`` on 64 images at once /
+* ``beam_batch_speedup``: captions/s of ``beam_fast.fast_beam_search`` on 64 images at once /
   the same function called on one image at a time, same model, beam 3;
 * ``image_store_speedup``: images/s read for training from ``cache.ImageStore`` / images/s
   when every JPEG is decoded and resized again (each epoch, as the seed does);
@@ -154,7 +154,7 @@ class PaddedDecoder(ShowAttendTell):
         h, c = self.init_hidden(features)  # (batch, hidden_dim) each
         logits, alphas = [], []
         for t in range(steps):
-            context, alpha, _ = self.attend(features, projected, h)
+            context, alpha = self.attend(features, projected, h)
             h, c = self.lstm(torch.cat([embedded[:, t], context], dim=1), (h, c))
             logits.append(self.fc(self.dropout(h)))  # (batch, vocab_size)
             alphas.append(alpha)
@@ -347,7 +347,7 @@ def measure_decoder(bench: BenchData, sizes: Sizes, vocab_size: int, device: tor
 
 def measure_beam(bench: BenchData, sizes: Sizes, decoder: nn.Module, device: torch.device) -> dict[str, Any]:
     """Captions/s of batched beam search (beam 3) vs one image at a time, same model and images."""
-    from course_utils.captioning.decoding import beam_search
+    from course_utils.captioning.beam_fast import fast_beam_search as beam_search
 
     keys = bench.features.keys
     rows = [torch.as_tensor(bench.features[keys[i % len(keys)]]) for i in range(sizes.beam_images)]
@@ -672,7 +672,7 @@ the other. Sizes: `{sizes_name}` ({sizes}).
   of the whole batch up to the longest caption and masks the loss with `ignore_index=<pad>`.
   Padded positions in these batches: {results['decoder_speedup'].get('padding', 0) * 100:.0f} %; the two losses
   agree to {results['decoder_speedup'].get('loss_gap', 0):.1e} on the same weights.
-- **beam_batch_speedup**: `decoding.beam_search` (beam 3, max 20 words) on
+- **beam_batch_speedup**: `beam_fast.fast_beam_search` (beam 3, max 20 words) on
   {results['beam_batch_speedup'].get('images', 0)} images at once vs the same function called on one image at
   a time, same model; {results['beam_batch_speedup'].get('same', 0)} of
   {results['beam_batch_speedup'].get('images', 0)} captions are identical between the two.

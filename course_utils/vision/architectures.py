@@ -20,6 +20,8 @@ import torch
 import torchvision.models as tvm
 from torch import nn
 
+from course_utils.basics.networks import evaluating
+
 
 class LeNet5(nn.Module):
     """LeNet-5 (LeCun et al., 1998): the first CNN of the slides.
@@ -101,15 +103,12 @@ def layer_table(model: nn.Module, input_shape: Sequence[int]) -> pd.DataFrame:
 
     leaves = [m for m in model.modules() if not any(True for _ in m.children())]
     handles = [m.register_forward_hook(hook) for m in leaves]
-    was_training = model.training
     try:
-        model.eval()
-        with torch.no_grad():
+        with evaluating(model), torch.no_grad():
             model(torch.zeros(*input_shape, device=_device_of(model)))
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
     return pd.DataFrame(rows)
 
 

@@ -1,346 +1,27 @@
-"""Image classification with a small CNN: data, model, training, evaluation (notebooks 04-05).
+"""Training and evaluating an image classifier (notebooks 04-05).
 
-Follows the project of seed 003 step by step:
-
-1. **data**: images resized to one size, pixel values scaled to [0, 1], split 70 / 15 / 15
-   into train / validation / test (:func:`load_image_set`, :func:`split_indices`);
-2. **augmentation** on the training set only: rotation, zoom, horizontal flip
-   (:func:`image_transforms`);
-3. **model**: three convolution blocks (conv + ReLU + max pooling), flatten, two dense
-   layers with dropout before the output (:class:`SmallCNN`);
-4. **training** with Adam and cross-entropy, early stopping on the validation loss
-   (:func:`fit`, :class:`EarlyStopping`);
-5. **evaluation**: accuracy, confusion matrix, precision / recall / F1 per class with
-   scikit-learn (:func:`predict`, :func:`classification_report`).
-
-Data sources (one setting, ``source``): ``"shapes"`` (the kit's synthetic shapes,
-offline), ``"cifar10"`` (downloaded by torchvision), ``"sports"`` (the Kaggle
-"sports-classification" set of seed 003, found under ``/kaggle/input``), or the path
-of any image folder with one sub-folder per class. An unavailable source prints one
-line and falls back to ``"shapes"``.
+Follows the classifier project report: Adam and cross-entropy
+with early stopping on the validation loss (:func:`train_classifier`), then accuracy, a
+confusion matrix and precision / recall / F1 per class with scikit-learn
+(:func:`predict`, :func:`classification_report`, :func:`confusion`). The data is
+prepared by ``course_utils.vision.image_data`` and the network is
+``course_utils.vision.cnn.SmallCNN``.
 """
 
 from __future__ import annotations
 
-import math
-import socket
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-from sklearn.model_selection import train_test_split
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms import v2
+from torch.utils.data import DataLoader
 
-from course_utils.env import data_root as default_data_root
+from course_utils.basics.networks import evaluating
 from course_utils.vision.early_stopping import EarlyStopping
-from course_utils.vision.image_io import ImageError, load_image
-
-# --------------------------------------------------------------------------- data
-
-
-@dataclass
-class ImageSet:
-    """A labelled image collection held in memory.
-
-    ``images``: ``(N, H, W, 3)`` uint8; ``labels``: ``(N,)`` int64 in ``[0, num_classes)``;
-    ``source``: where it came from; ``notes``: what was skipped or replaced, for the student.
-    """
-
-    images: np.ndarray
-    labels: np.ndarray
-    class_names: list[str]
-    source: str
-    notes: list[str] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-
-KAGGLE_INPUT = Path("/kaggle/input")  # where Kaggle mounts datasets (read-only)
-CIFAR_HOST = ("www.cs.toronto.edu", 443)
-
-
-def reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
-    """True if a TCP connection to ``host:port`` opens within ``timeout`` seconds.
-
-    Checked before any download so that an offline machine answers in milliseconds
-    (no DNS) or at most ``timeout`` seconds (firewall), instead of hanging.
-    """
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _resize(image: Image.Image, size: int) -> np.ndarray:
-    """RGB ``(size, size, 3)`` uint8 array; the image is stretched to a square, as in seed 003."""
-    return np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.uint8)
-
-
-def _balanced_subset(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
-    """Indices of at most ``per_class`` random examples of every class, sorted."""
-    rng = np.random.default_rng(seed)
-    keep = [rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in np.unique(labels)]
-    return np.sort(np.concatenate(keep))
-
-
-def load_image_folder(root: Union[str, Path], image_size: int, per_class: int, seed: int = 0) -> ImageSet:
-    """An image folder with one sub-folder per class (torchvision ``ImageFolder`` layout).
-
-    Up to ``per_class`` random images per class are decoded and resized to ``image_size``;
-    unreadable files are skipped (another file of the class is read instead) and
-    counted in ``notes``, with the first 5 names.
-    """
-    from torchvision.datasets import ImageFolder
-
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"image folder {root} does not exist")
-    folder = ImageFolder(str(root))  # only lists files; nothing is decoded yet
-    targets = np.asarray(folder.targets, dtype=np.int64)
-    rng = np.random.default_rng(seed)
-    images, labels, bad = [], [], []
-    for c in range(len(folder.classes)):
-        kept = 0
-        for i in rng.permutation(np.flatnonzero(targets == c)):  # random files until per_class are read
-            if kept == per_class:
-                break
-            path = folder.samples[i][0]
-            try:
-                images.append(_resize(load_image(path), image_size))  # the kit's safe loader: EXIF, modes
-                labels.append(c)
-                kept += 1
-            except ImageError as err:  # truncated, corrupt or not an image; the message names the file
-                bad.append(str(err))
-    if not images:
-        raise ValueError(f"image folder {root}: no readable image among {len(folder.samples)} files")
-    notes = [f"skipped {len(bad)} unreadable file(s): " + "; ".join(bad[:5])] if bad else []
-    return ImageSet(np.stack(images), np.asarray(labels, dtype=np.int64), list(folder.classes), str(root), notes)
-
-
-def load_cifar10(data_root: Union[str, Path], image_size: int, per_class: int, seed: int = 0) -> ImageSet:
-    """CIFAR-10 (50,000 training images of 32 x 32, 10 classes) via torchvision.
-
-    Downloaded once (170 MB) into ``data_root/cifar10``; raises ``OSError`` when it is
-    neither there nor downloadable.
-    """
-    from torchvision.datasets import CIFAR10
-
-    root = Path(data_root) / "cifar10"
-    present = (root / "cifar-10-batches-py").is_dir()
-    if not present and not reachable(*CIFAR_HOST):
-        raise OSError(f"CIFAR-10 is not in {root} and {CIFAR_HOST[0]} is unreachable")
-    data = CIFAR10(str(root), train=True, download=not present)
-    labels = np.asarray(data.targets, dtype=np.int64)
-    keep = _balanced_subset(labels, per_class, seed)
-    images = data.data[keep]  # (n, 32, 32, 3) uint8
-    if image_size != images.shape[1]:
-        images = np.stack([_resize(Image.fromarray(im), image_size) for im in images])
-    return ImageSet(images, labels[keep], list(data.classes), "cifar10")
-
-
-def load_shapes(image_size: int, per_class: int, seed: int = 0) -> ImageSet:
-    """The kit's offline default: one shape per image on a textured background (6 classes)."""
-    from course_utils.caption_data.synth import shape_classification_set
-
-    images, labels, names = shape_classification_set(per_class, image_size=image_size, seed=seed)
-    return ImageSet(images, labels, names, "shapes")
-
-
-def find_sports_folder(kaggle_input: Optional[Path] = None) -> Optional[Path]:
-    """The training folder of seed 003's sports-classification set if Kaggle mounted it, else None.
-
-    The dataset has ``train/``, ``valid/`` and ``test/`` folders of 100 sport classes; the
-    kit pools ``train/`` and makes its own 70 / 15 / 15 split, as the seed did.
-    """
-    kaggle_input = kaggle_input or KAGGLE_INPUT
-    if not kaggle_input.is_dir():
-        return None
-    for root in sorted(kaggle_input.glob("*sports*")) + sorted(kaggle_input.glob("*/*sports*")):
-        if (root / "train").is_dir():
-            return root / "train"
-    return None
-
-
-def load_image_set(
-    source: str = "shapes",
-    image_size: int = 64,
-    per_class: int = 100,
-    data_root: Union[str, Path, None] = None,
-    seed: int = 0,
-) -> ImageSet:
-    """Images and labels from ``source``; falls back to ``"shapes"`` in one line if unavailable.
-
-    ``source``: ``"shapes"``, ``"cifar10"``, ``"sports"`` or a folder path; ``data_root``
-    (default: the kit's data folder) is where CIFAR-10 is downloaded. Every source
-    returns the same :class:`ImageSet` (uint8 arrays of ``image_size``), so the rest of
-    the notebook runs one code path whatever the data.
-    """
-    if source == "shapes":
-        return load_shapes(image_size, per_class, seed)
-    try:
-        if source == "cifar10":
-            return load_cifar10(data_root or default_data_root(), image_size, per_class, seed)
-        if source == "sports":
-            folder = find_sports_folder()
-            if folder is None:
-                raise OSError("not found under /kaggle/input (add the 'sports-classification' dataset)")
-            return load_image_folder(folder, image_size, per_class, seed)
-        return load_image_folder(source, image_size, per_class, seed)
-    except (OSError, ValueError) as err:
-        print(f"data source {source!r} unavailable ({err}); using the synthetic shapes instead")
-        data = load_shapes(image_size, per_class, seed)
-        data.notes.append(f"fallback from {source!r}: {err}")
-        return data
-
-
-def split_indices(
-    labels: np.ndarray, fractions: tuple[float, float, float] = (0.70, 0.15, 0.15), seed: int = 0
-) -> dict[str, np.ndarray]:
-    """Stratified train / val / test indices (70 / 15 / 15 by default, as in seed 003).
-
-    Stratified: every class keeps the same proportions in each part (scikit-learn's
-    ``train_test_split`` with ``stratify``), so a small validation set still sees
-    every class. Returns ``{"train": idx, "val": idx, "test": idx}``, each sorted.
-    """
-    labels = np.asarray(labels)
-    if len(fractions) != 3 or not math.isclose(sum(fractions), 1.0) or min(fractions) <= 0:
-        raise ValueError(f"fractions must be three positive numbers summing to 1, got {fractions}")
-    idx = np.arange(len(labels))
-    train, rest = train_test_split(idx, train_size=fractions[0], stratify=labels, random_state=seed)
-    val_share = fractions[1] / (fractions[1] + fractions[2])
-    val, test = train_test_split(rest, train_size=val_share, stratify=labels[rest], random_state=seed)
-    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
-
-
-def image_transforms(
-    size: int, train: bool, mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None
-) -> v2.Compose:
-    """uint8 ``(3, H, W)`` tensor or PIL image -> float ``(3, size, size)``.
-
-    Training adds seed 003's augmentation: rotation (up to 15 degrees), zoom (a random
-    crop of 80-100 % of the area, resized back) and horizontal flips. Values are scaled
-    to [0, 1]; with ``mean``/``std`` (ImageNet statistics for pretrained models) they
-    are then standardised channel by channel.
-    """
-    steps: list = [v2.ToImage()]  # PIL images and tensors alike become (3, H, W) uint8 tensors
-    if train:
-        steps += [
-            v2.RandomRotation(15),
-            v2.RandomResizedCrop(size, scale=(0.8, 1.0), ratio=(0.9, 1.1), antialias=True),
-            v2.RandomHorizontalFlip(),
-        ]
-    else:
-        steps += [v2.Resize((size, size), antialias=True)]
-    steps += [v2.ToDtype(torch.float32, scale=True)]
-    if mean is not None and std is not None:
-        steps += [v2.Normalize(list(mean), list(std))]
-    return v2.Compose(steps)
-
-
-class ArrayDataset(Dataset):
-    """Items ``(image (3, size, size) float, label int)`` from uint8 arrays ``(N, H, W, 3)``."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform: Optional[Callable] = None):
-        if len(images) != len(labels):
-            raise ValueError(f"{len(images)} images but {len(labels)} labels")
-        self.images, self.labels, self.transform = images, np.asarray(labels, dtype=np.int64), transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        x = torch.from_numpy(np.ascontiguousarray(self.images[i])).permute(2, 0, 1)  # (3, H, W) uint8
-        x = self.transform(x) if self.transform else x.float() / 255
-        return x, int(self.labels[i])
-
-
-def make_loaders(
-    data: ImageSet,
-    split: dict[str, np.ndarray],
-    image_size: int,
-    batch_size: int = 32,
-    mean: Optional[Sequence[float]] = None,
-    std: Optional[Sequence[float]] = None,
-    generator: Optional[torch.Generator] = None,
-) -> dict[str, DataLoader]:
-    """One DataLoader per split; augmentation and shuffling on ``train`` only."""
-    loaders = {}
-    for name, idx in split.items():
-        train = name == "train"
-        ds = ArrayDataset(data.images[idx], data.labels[idx], image_transforms(image_size, train, mean, std))
-        loaders[name] = DataLoader(ds, batch_size=batch_size, shuffle=train, generator=generator if train else None)
-    return loaders
-
-
-# --------------------------------------------------------------------------- model
-
-
-def conv_block(c_in: int, c_out: int) -> nn.Sequential:
-    """3 x 3 convolution (padding 1 keeps the size), ReLU, 2 x 2 max pooling (halves it).
-
-    ``(batch, c_in, H, W)`` -> ``(batch, c_out, H // 2, W // 2)``.
-    """
-    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel_size=3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
-
-
-class SmallCNN(nn.Module):
-    """The network of seed 003: three conv blocks, flatten, two dense layers, dropout.
-
-    ``(batch, 3, image_size, image_size)`` -> ``(batch, num_classes)`` **logits**. The
-    softmax of the seed is not a layer here: ``nn.CrossEntropyLoss`` applies log-softmax
-    itself (more stable), and :meth:`predict_proba` applies softmax for predictions.
-    ``image_size`` must be divisible by 8 (three poolings of 2).
-    """
-
-    def __init__(
-        self,
-        num_classes: int,
-        image_size: int = 64,
-        widths: Sequence[int] = (32, 64, 128),
-        hidden: int = 128,
-        dropout: float = 0.5,
-        in_channels: int = 3,
-    ):
-        super().__init__()
-        if image_size % 8:
-            raise ValueError(f"image_size must be divisible by 8 (three 2x2 poolings), got {image_size}")
-        chans = [in_channels, *widths]
-        self.features = nn.Sequential(*[conv_block(a, b) for a, b in zip(chans, chans[1:])])
-        side = image_size // 2 ** len(widths)  # 64 -> 8
-        self.classifier = nn.Sequential(
-            nn.Flatten(),  # (batch, widths[-1] * side * side)
-            nn.Linear(widths[-1] * side * side, hidden),
-            nn.ReLU(),
-            nn.Dropout(dropout),  # "a dropout layer before the output" (seed 003)
-            nn.Linear(hidden, num_classes),
-        )
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """``(batch, 3, H, W)`` -> ``(batch, num_classes)`` logits."""
-        return self.classifier(self.features(images))
-
-    @torch.no_grad()
-    def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
-        """``(batch, 3, H, W)`` -> ``(batch, num_classes)`` probabilities (rows sum to 1)."""
-        self.eval()
-        return self(images).softmax(dim=1)
-
-
-# --------------------------------------------------------------------------- training
 
 
 def run_epoch(
@@ -374,7 +55,7 @@ def run_epoch(
     return total_loss / count, correct / count
 
 
-def fit(
+def train_classifier(
     model: nn.Module,
     train_loader: DataLoader,
     val_loader: DataLoader,
@@ -412,19 +93,17 @@ def fit(
     return history
 
 
-# --------------------------------------------------------------------------- evaluation
-
-
 @torch.no_grad()
 def predict(
     model: nn.Module, loader: DataLoader, device: Union[str, torch.device] = "cpu"
 ) -> tuple[np.ndarray, np.ndarray]:
     """True labels ``(N,)`` and predicted probabilities ``(N, num_classes)`` over ``loader``."""
-    model.eval().to(device)
+    model.to(device)
     labels, probs = [], []
-    for images, y in loader:
-        probs.append(model(images.to(device)).softmax(1).cpu())
-        labels.append(y)
+    with evaluating(model):
+        for images, y in loader:
+            probs.append(model(images.to(device)).softmax(1).cpu())  # (batch, num_classes)
+            labels.append(y)
     return torch.cat(labels).numpy(), torch.cat(probs).numpy()
 
 

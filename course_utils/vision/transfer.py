@@ -1,4 +1,4 @@
-"""Transfer learning: the three training scenarios of seed 004 (notebook 05).
+"""Transfer learning: the three training scenarios of the CNN slides (notebook 05).
 
 1. **from scratch**: random initialisation, every weight trained;
 2. **frozen feature extractor**: an ImageNet network without its last layer, frozen;
@@ -20,7 +20,6 @@ fine-tuned scenarios then start from random features, so they lose their advanta
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -30,8 +29,11 @@ import torchvision
 from torch import nn
 from torch.utils.data import DataLoader
 
-from course_utils.vision.cam import normalize_map, upsample_map
-from course_utils.vision.classify import fit, predict, reachable
+from course_utils.basics.networks import evaluating
+from course_utils.vision.architectures import count_parameters
+from course_utils.vision.cam import class_activation_map, normalize_map, upsample_map
+from course_utils.vision.classify import predict, train_classifier
+from course_utils.vision.image_data import reachable
 from course_utils.vision.pretrained import (
     BACKBONES,
     WeightsUnavailable,
@@ -148,23 +150,16 @@ class TransferNet(nn.Module):
         defaults to the predicted one. Since ``logit_k = sum_c w[k, c] * mean(A_c) + b_k``,
         the map ``sum_c w[k, c] * A_c`` shows where the evidence for class ``k`` lies.
         """
-        was_training = self.training
-        self.eval()
-        maps = self.feature_maps(image[None].to(self.fc.weight.device))[0]  # (C, h, w), on the model's device
-        probs = self.fc(maps.mean(dim=(1, 2))).softmax(0).cpu()  # (num_classes,)
-        self.train(was_training)
+        with evaluating(self):
+            maps = self.feature_maps(image[None].to(self.fc.weight.device))[0]  # (C, h, w), on the model's device
+            probs = self.fc(maps.mean(dim=(1, 2))).softmax(0).cpu()  # (num_classes,)
         if class_idx is None:
             class_idx = int(probs.argmax())
-        cam = torch.einsum("c,chw->hw", self.fc.weight[class_idx], maps).cpu()  # (h, w)
+        cam = class_activation_map(maps, self.fc.weight, class_idx).cpu()  # (h, w), back for plotting
         return normalize_map(upsample_map(cam, tuple(image.shape[-2:]))), class_idx, probs
 
 
-def count_trainable(model: nn.Module) -> int:
-    """Number of parameters that an optimiser would update (``requires_grad``)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def make_optimizer(model: TransferNet, lr: float = 1e-3, backbone_lr_factor: float = 0.1) -> torch.optim.Adam:
+def transfer_optimizer(model: TransferNet, lr: float = 1e-3, backbone_lr_factor: float = 0.1) -> torch.optim.Adam:
     """Adam over the trainable parameters; when fine-tuning, the pretrained backbone gets
     ``lr * backbone_lr_factor`` so that large early updates do not wreck its features."""
     head = [p for p in model.fc.parameters() if p.requires_grad]
@@ -194,8 +189,8 @@ def run_scenario(
     per epoch, where the weights came from, and the ``history``.
     """
     model = TransferNet(arch, num_classes, mode, weights)
-    opt = make_optimizer(model, lr)
-    history = fit(model, loaders["train"], loaders["val"], epochs=epochs, patience=epochs,
+    opt = transfer_optimizer(model, lr)
+    history = train_classifier(model, loaders["train"], loaders["val"], epochs=epochs, patience=epochs,
                   device=device, optimizer=opt, verbose=verbose)  # fmt: skip
     y_true, probs = predict(model, loaders["test"], device)
     row = {
@@ -203,8 +198,8 @@ def run_scenario(
         "scenario": mode,
         "weights": model.weights_source,
         "test_acc": float((probs.argmax(1) == y_true).mean()),
-        "params": sum(p.numel() for p in model.parameters()),
-        "trained_params": count_trainable(model),
+        "params": count_parameters(model),
+        "trained_params": count_parameters(model, trainable_only=True),
         "sec_per_epoch": float(np.mean(history["seconds"])),
         "history": history,
     }
@@ -216,13 +211,3 @@ def top_k(probs: torch.Tensor, class_names: Sequence[str], k: int = 3) -> list[t
     values, indices = torch.as_tensor(probs).topk(min(k, len(class_names)))
     return [(class_names[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())]
 
-
-def timed_forward(model: nn.Module, images: torch.Tensor, repeats: int = 3) -> float:
-    """Mean seconds of one forward pass of ``images (batch, 3, H, W)`` in eval mode (after a warm-up)."""
-    model.eval()
-    with torch.no_grad():
-        model(images)
-        start = time.perf_counter()
-        for _ in range(repeats):
-            model(images)
-    return (time.perf_counter() - start) / repeats
