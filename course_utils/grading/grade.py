@@ -31,6 +31,7 @@ import io
 import json
 import os
 import re
+import secrets
 import shutil
 import sys
 import tempfile
@@ -54,6 +55,7 @@ from .feedback import (
     student_feedback,
 )
 from .files import default_workers, extract_zip, parallel_map
+from .guard import PREPARE_CODE, TOKEN_NAME, part_code, tampering
 from .kernel import KernelStartError
 from .key import load_key
 from .markers import Exercise, nbgrader_meta
@@ -196,31 +198,18 @@ def find_jobs(
 
 
 # --------------------------------------------------------------------------- grading one notebook
-# The code sent for one test part. It runs after all the student's cells, in a *copy* of
-# the student's namespace (the test finds their functions by name but its own variables do
-# not leak into the next test), with the kit's check functions freshly loaded (a student
-# who replaced them does not fool the tests). Every name goes through `builtins`, which
-# the student's variables cannot shadow.
-_PART = """\
-def __course_grader_part():
-    import builtins, importlib, IPython
-    shell = IPython.get_ipython()
-    namespace = builtins.dict(shell.user_ns)
-    try:
-        checks = importlib.reload(importlib.import_module("course_utils.checks"))
-        namespace.update({{k: builtins.getattr(checks, k) for k in builtins.dir(checks) if k.startswith("check_")}})
-    except ImportError:
-        pass
-    builtins.exec(builtins.compile(shell.transform_cell({code!r}), {name!r}, "exec"), namespace)
-try:
-    __course_grader_part()
-finally:
-    del __course_grader_part
-"""
+KIT = Path(__file__).resolve().parent.parent  # the installed course_utils package
 
 
-def part_code(code: str, name: str) -> str:
-    return _PART.format(code=code, name=f"<test: {name}>")
+def _copy_kit(dest: Path) -> Path:
+    """A private copy of the kit for one notebook (``dest/course_utils``); returns ``dest``.
+
+    The kernel imports the kit from here (first on its PYTHONPATH), so a notebook that edits
+    the kit's files edits only its own copy, which the grader copies afresh before the tests.
+    """
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(KIT, dest / "course_utils", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return dest
 
 
 def _copy_folder(src: Path, dest: Path) -> None:
@@ -269,12 +258,18 @@ def _grade(job: Job) -> NotebookGrade:
             shutil.copy(job.path, work)
         # Unless a data root is shared on purpose, each notebook gets its own, deleted afterwards:
         # no race between parallel kernels, and no student's files can change another's grade.
+        kit = _copy_kit(scratch / "kit")
         env = {"COURSE_DATA": str(scratch / "data"), **s.env}
+        env["PYTHONPATH"] = os.pathsep.join([str(kit)] + [p for p in [s.env.get("PYTHONPATH", "")] if p])
         with Session(work, env, s.cell_timeout, s.total_timeout, s.max_restarts) as session:
             cells = [session.run_cell(i, c.source) for i, c in enumerate(nb.cells)
                      if c.get("cell_type") == "code" and c.get("source", "").strip()]
+            session.check_late_death()
             session.reset_clock()  # the tests get their own budget
-            rows = [_grade_exercise(session, job, e, nb, cells) for e in job.exercises]
+            _copy_kit(kit)  # undo any edit of the kit's files by the notebook
+            session.after_replay = PREPARE_CODE
+            session.run(PREPARE_CODE, record=False)
+            rows = [_grade_exercise(session, job, e, nb, cells, str(kit)) for e in job.exercises]
             restarts = session.restarts
     except KernelStartError as err:
         return _unscored(job, "error", f"the grader could not start Python ({err}); please tell your teacher")
@@ -284,14 +279,23 @@ def _grade(job: Job) -> NotebookGrade:
                          _notes(nb, cells, s), restarts)
 
 
-def _grade_exercise(session: Session, job: Job, ex: Exercise, nb: Any, cells: list[CellResult]) -> ExerciseGrade:
+def _grade_exercise(session: Session, job: Job, ex: Exercise, nb: Any, cells: list[CellResult],
+                    kit: str) -> ExerciseGrade:
     if ex.kind == "manual":
         return ExerciseGrade(job.student, job.notebook, ex.label, None, ex.points, "manual",
                              "graded by hand by your teacher")
+    session.allow_restarts(job.settings.max_restarts)  # one crashing exercise does not use up the others'
     parts = []
     for part in ex.parts:
-        r = session.run(part_code(part.code, part.name), record=False)
+        token = secrets.token_hex(16)
+        r = session.run(part_code(part.code, part.name, kit, token), record=False, expressions={"t": TOKEN_NAME})
         status, message = explain_run(r.status, r.ename, r.evalue, ex.names, session.cell_timeout)
+        if status == "passed" and token not in r.expressions.get("t", ""):
+            status, message = "failed", ("not tested: the test did not run to its end although the kernel said it "
+                                         "did; does your notebook rewrite the code it runs (input transformer)?")
+        if tampering(r.evalue):
+            message = (f"not tested: your notebook changed how Python runs code ({tampering(r.evalue)}); "
+                       "remove that code to be graded")
         parts.append(PartResult(part.name, part.hidden, status, message))
     passed = sum(p.status == "passed" for p in parts)
     points = round(ex.points * passed / len(parts), 4) if parts else 0.0
