@@ -26,6 +26,7 @@ import nbformat
 from .files import default_workers
 from .guard import INIT_CODE
 from .kernel import STOP, Kernel, KernelStartError, RunResult
+from .sandbox import Confinement
 
 
 @dataclass
@@ -100,10 +101,11 @@ class Session:
         total_timeout: Optional[float] = None,
         max_restarts: int = 3,
         log_dir: Optional[Union[str, os.PathLike]] = None,
+        confine: Optional[Confinement] = None,
     ):
         self._logdir = None if log_dir else tempfile.TemporaryDirectory(prefix="kernel-log-")
         log_path = Path(log_dir or self._logdir.name) / "kernel.log"
-        self.kernel = Kernel(cwd, env=env, log_path=log_path)
+        self.kernel = Kernel(cwd, env=env, log_path=log_path, confine=confine)
         self.cell_timeout, self.total_timeout = cell_timeout, total_timeout
         self.max_restarts, self.restarts = max_restarts, 0
         self.history: list[str] = []  # sources that ran without error, replayed after a crash

@@ -59,6 +59,7 @@ from .guard import PREPARE_CODE, TOKEN_NAME, part_code, tampering
 from .kernel import KernelStartError
 from .key import load_key
 from .markers import Exercise, nbgrader_meta
+from .sandbox import Confinement, grader_secrets
 
 FIELDS = ["student_id", "notebook", "exercise", "points", "max_points", "status", "message"]
 
@@ -70,7 +71,10 @@ class Settings:
     env: dict[str, str]  # the kernel's environment (fast mode, data root, threads)
     cell_timeout: float = 60.0  # seconds per cell and per test part
     total_timeout: float = 600.0  # seconds for all the cells of a notebook, and again for its tests
-    max_restarts: int = 3  # fresh kernels after crashes, per notebook
+    max_restarts: int = 3  # fresh kernels after crashes, per notebook and again per exercise's tests
+    batch_dir: Optional[Path] = None  # every job's scratch folder lives here
+    hide: list[Path] = field(default_factory=list)  # what kernels must not see (key, submissions, results)
+    shared: Optional[Union[str, os.PathLike]] = None  # --data-root: a data folder every kernel may write
 
 
 @dataclass
@@ -84,6 +88,7 @@ class Job:
     settings: Settings
     missing: str = ""  # why ``path`` is None, for the student
     own_folder: bool = True  # copy the notebook's folder; False: the file alone (flat layout)
+    slot: int = 0  # the job's number in the batch (its kernel's user id when the grader is root)
 
 
 @dataclass
@@ -248,7 +253,7 @@ def _grade(job: Job) -> NotebookGrade:
         return _unscored(job, "invalid", f"{err}. Check that the file opens in Jupyter; on Colab use "
                                          "File > Download > Download .ipynb")
     s = job.settings
-    scratch = Path(tempfile.mkdtemp(prefix="grade-"))
+    scratch = Path(tempfile.mkdtemp(prefix="grade-", dir=s.batch_dir))
     try:
         work = scratch / "work"
         if job.own_folder:
@@ -259,14 +264,19 @@ def _grade(job: Job) -> NotebookGrade:
         # Unless a data root is shared on purpose, each notebook gets its own, deleted afterwards:
         # no race between parallel kernels, and no student's files can change another's grade.
         kit = _copy_kit(scratch / "kit")
-        env = {"COURSE_DATA": str(scratch / "data"), **s.env}
+        (scratch / "data").mkdir()
+        confine = Confinement(scratch, read_only=[kit], hide=s.hide, slot=job.slot,
+                              writable=[Path(s.shared)] if s.shared else [])
+        env = {"COURSE_DATA": str(scratch / "data"), **s.env, **confine.env()}
         env["PYTHONPATH"] = os.pathsep.join([str(kit)] + [p for p in [s.env.get("PYTHONPATH", "")] if p])
-        with Session(work, env, s.cell_timeout, s.total_timeout, s.max_restarts) as session:
+        with Session(work, env, s.cell_timeout, s.total_timeout, s.max_restarts, scratch,
+                     confine) as session:
             cells = [session.run_cell(i, c.source) for i, c in enumerate(nb.cells)
                      if c.get("cell_type") == "code" and c.get("source", "").strip()]
             session.check_late_death()
             session.reset_clock()  # the tests get their own budget
             _copy_kit(kit)  # undo any edit of the kit's files by the notebook
+            confine.prepare()
             session.after_replay = PREPARE_CODE
             session.run(PREPARE_CODE, record=False)
             rows = [_grade_exercise(session, job, e, nb, cells, str(kit)) for e in job.exercises]
@@ -373,11 +383,17 @@ def grade(
     env.pop("COURSE_DATA", None)  # shared only when asked for: see _grade
     if data_root:
         env["COURSE_DATA"] = str(Path(data_root).resolve())
-    settings = Settings(env, cell_timeout, total_timeout)
     out = Path(out)
     feedback_dir = Path(feedback_dir) if feedback_dir else out.parent / "feedback"
-    with _opened(Path(submissions)) as root:
+    batch_dir = Path(tempfile.mkdtemp(prefix="grading-"))
+    os.chmod(batch_dir, 0o711)  # kernels with their own user id reach their folder, list no other
+    summary = out.with_name(out.stem + "_summary.csv")
+    settings = Settings(env, cell_timeout, total_timeout, batch_dir=batch_dir, shared=data_root)
+    with _opened(Path(submissions)) as root, _removed(batch_dir):
+        settings.hide = grader_secrets(root, Path(submissions), key, out, summary, feedback_dir, batch_dir)
         jobs, skipped = find_jobs(root, exercises, settings, notebooks)
+        for slot, job in enumerate(jobs):
+            job.slot = slot
         results = []
         for job, result in parallel_map(grade_notebook, jobs, workers, desc="grading",
                                         label=lambda j: f"{j.student}/{j.notebook}"):
@@ -389,6 +405,14 @@ def grade(
     report = GradeReport(results, rows, out, out.with_name(out.stem + "_summary.csv"), feedback_dir, skipped)
     _write(report)
     return report
+
+
+@contextlib.contextmanager
+def _removed(folder: Path) -> Iterator[Path]:
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager

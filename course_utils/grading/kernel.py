@@ -25,6 +25,8 @@ from typing import IO, Any, Mapping, Optional
 
 from jupyter_client import KernelManager
 
+from .sandbox import Confinement
+
 MAX_OUTPUT = 20_000  # characters of stdout/stderr kept per run (a print loop must not eat memory)
 POLL = 0.5  # seconds between liveness checks while a cell is quiet
 GRACE = 5.0  # seconds a cell gets to stop after an interrupt before the kernel is killed
@@ -106,8 +108,10 @@ class Kernel:
         kernel_name: str = "python3",
         startup_timeout: float = 60.0,
         log_path: Optional[os.PathLike | str] = None,
+        confine: Optional[Confinement] = None,
     ):
         self.cwd, self.env = str(cwd), dict(os.environ if env is None else env)
+        self.confine = confine  # graded kernels: limits, own user id, and the sandbox where there is one
         self.kernel_name, self.startup_timeout = kernel_name, startup_timeout
         self.log_path = Path(log_path) if log_path else None
         self.km: Optional[KernelManager] = None
@@ -130,6 +134,8 @@ class Kernel:
         if self.log_path:
             self._log = open(self.log_path, "wb")  # kept open while the kernel lives
             sink = self._log
+        if self.confine:
+            self._confine(self.km, self.confine)
         try:
             # An in-memory history: parallel kernels sharing ~/.ipython's sqlite file lock each other.
             self.km.start_kernel(cwd=self.cwd, env=self.env, stdout=sink, stderr=sink,
@@ -140,6 +146,19 @@ class Kernel:
         except Exception as err:
             self.shutdown()
             raise KernelStartError(f"could not start the {self.kernel_name!r} kernel in {self.cwd}: {err}") from err
+
+    @staticmethod
+    def _confine(km: KernelManager, c: Confinement) -> None:
+        """Unix sockets in the scratch folder (the sandbox has no network), and the confined command."""
+        for sub in ("ipc", "runtime", "home"):
+            (c.scratch / sub).mkdir(exist_ok=True)
+        km.transport, km.ip = "ipc", str(c.scratch / "ipc" / "kernel")
+        km.connection_file = str(c.scratch / "runtime" / "kernel.json")
+        km.write_connection_file()
+        km.kernel_spec.argv = c.command(list(km.kernel_spec.argv))
+        # a signal would reach the launcher, not the kernel in its own session: ask the kernel itself
+        km.kernel_spec.interrupt_mode = "message"
+        c.prepare()
 
     def shutdown(self) -> None:
         """Kill the kernel (and its children) and release its ports; safe to call twice."""
@@ -154,6 +173,8 @@ class Kernel:
         except Exception:  # a kernel already gone is what we want
             pass
         self.kc, self.km = None, None
+        if self.confine:
+            self.confine.kill_leftovers()
         if self._log:
             self._log.close()
             self._log = None
