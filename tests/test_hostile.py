@@ -15,6 +15,8 @@ from nbformat.v4 import new_code_cell
 from test_grading import RIGHT, SECRET, demo_master, read_notebook, solved, write_nb
 
 from course_utils.grading import grade as grading
+from course_utils.grading import sandbox, sheet
+from course_utils.grading.key import load_key
 from course_utils.grading.release import release
 
 KIT = Path(grading.__file__).resolve().parent.parent
@@ -28,6 +30,10 @@ def tree_hash(folder):
         if p.is_file() and "__pycache__" not in p.parts:
             h.update(str(p.relative_to(folder)).encode() + p.read_bytes())
     return h.hexdigest()
+
+
+def sha(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def marked_processes(marker):
@@ -70,23 +76,50 @@ ATTACKS = {
                    "open(c.__file__, 'a').write('\\ndef check_close(*a, **k): pass\\n"
                    "def check_equal(*a, **k): pass\\n')"),
     "builtins": "import builtins\nbuiltins.sum = lambda *a, **k: 0\nbuiltins.abs = lambda x: 0",
+    "parent_kill": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)",
+    "orphan": ("import subprocess\n"
+               "subprocess.Popen(['setsid', 'sh', '-c', 'sleep 30; echo HACKED > {out}'], start_new_session=True)"),
 }
+NEED_SANDBOX = {  # attacks that only the sandbox stops (docs/grading.md, "what isolation covers")
+    "overwrite_classmates": ("import os\nfor top in ('/tmp', os.path.dirname(os.path.dirname(os.getcwd()))):\n"
+                             "    for folder, _, files in os.walk(top):\n"
+                             "        if '01_demo.ipynb' in files and folder != os.getcwd():\n"
+                             "            try:\n"
+                             "                open(os.path.join(folder, '01_demo.ipynb'), 'a').write('broken')\n"
+                             "            except OSError:\n                pass"),
+    "read_key": ("import glob\nKEYS = [open(p).read() for p in glob.glob('/tmp/**/key.json', recursive=True)]\n"
+                 "def secret():\n    return 1234 if any('1234' in k for k in KEYS) else 0"),
+}
+EARNED = {"read_key": {"01_secret": "1"}}  # its secret() returns an int: the visible check passes
 HONEST_WITH = {  # honest work plus something careless: full marks all the same
     "exit_mid": "exit()\nprint('after exit')",
     "quit_mid": "quit()",
 }
 
 
-@pytest.fixture(scope="module")
-def hostile(tmp_path_factory):
-    base = tmp_path_factory.mktemp("hostile")
+@pytest.fixture(scope="module", params=["sandbox", "plain"])
+def hostile(request, tmp_path_factory):
+    """The batch, in the sandbox (where bubblewrap runs) and without it (as on Colab or macOS)."""
+    if request.param == "sandbox" and sandbox.bwrap_problem():
+        pytest.skip(f"no sandbox here: {sandbox.bwrap_problem()}")
+    with pytest.MonkeyPatch.context() as mp:
+        if request.param == "plain":
+            mp.setenv("COURSE_GRADER_NO_SANDBOX", "1")
+        sandbox.bwrap_problem.cache_clear()
+        yield run_batch(tmp_path_factory.mktemp(f"hostile_{request.param}"), request.param == "sandbox")
+    sandbox.bwrap_problem.cache_clear()
+
+
+def run_batch(base, sandboxed):
+    out = base / "out" / "grades.csv"
+    attacks = dict(ATTACKS, **(NEED_SANDBOX if sandboxed else {}))
     rel = release_demo(base)
     student = read_notebook(rel.student_dir / "01_demo.ipynb")
     subs = base / "subs"
     last = max(i for i, c in enumerate(student.cells) if c.metadata.get("nbgrader", {}).get("grade"))
-    for name, code in ATTACKS.items():
+    for name, code in attacks.items():
         nb = solved(student, {})
-        nb.cells.insert(last + 1, new_code_cell(code))
+        nb.cells.insert(last + 1, new_code_cell(code.replace("{out}", str(out))))
         write_nb(nb, subs / name / "01_demo.ipynb")
     for name, code in HONEST_WITH.items():
         nb = solved(student, RIGHT)
@@ -96,22 +129,27 @@ def hostile(tmp_path_factory):
     crashing = dict(RIGHT, **{"01_double": "import os\ndef double(x):\n    if isinstance(x, float):\n"
                                            "        os._exit(3)\n    return 2 * x"})
     write_nb(solved(student, crashing), subs / "crashing_function" / "01_demo.ipynb")
-    for friend in ("honest_1", "honest_2"):
+    for friend in ("honest_1", "honest_2", "=1+1", "..."):  # folder names taken as given
         write_nb(solved(student, RIGHT), subs / friend / "01_demo.ipynb")
+    write_nb(student, subs / "two_copies" / "01_demo.ipynb")  # the untouched one, named as expected
+    write_nb(solved(student, RIGHT), subs / "two_copies" / "Copy of 01_demo.ipynb")
     write_nb(demo_master(), subs / "master" / "01_demo.ipynb")
+    sub_hashes = {p: sha(p) for p in subs.rglob("*.ipynb")}
     Path("/tmp/leaked_tests.txt").unlink(missing_ok=True)
     key_before, kit_before = tree_hash(rel.grader_dir), tree_hash(KIT)
     marker = f"hostile-{os.getpid()}-{id(base)}"
     os.environ["COURSE_GRADER_TEST_MARK"] = marker
     try:
-        report = grading.grade(subs, rel.grader_dir, base / "out" / "grades.csv", workers=2, cell_timeout=10,
-                               total_timeout=120)
+        report = grading.grade(subs, rel.grader_dir, out, workers=2, cell_timeout=10, total_timeout=120)
     finally:
         del os.environ["COURSE_GRADER_TEST_MARK"]
     rows = {(r["student_id"], r["exercise"]): r for r in csv.DictReader(report.grades_csv.open(encoding="utf-8"))}
     survivors = marked_processes(marker)
     leaked = Path("/tmp/leaked_tests.txt").read_text() if Path("/tmp/leaked_tests.txt").exists() else ""
-    return {"report": report, "rows": rows, "survivors": survivors, "leaked": leaked,
+    return {"report": report, "rows": rows, "survivors": survivors, "leaked": leaked, "attacks": attacks,
+            "subs_changed": sorted(str(p) for p in set(sub_hashes) | set(subs.rglob("*.ipynb"))
+                                   if not p.exists() or sub_hashes.get(p) != sha(p)),
+            "sandboxed": sandboxed,
             "key_same": key_before == tree_hash(rel.grader_dir), "kit_same": kit_before == tree_hash(KIT)}
 
 
@@ -124,10 +162,17 @@ def points(rows, student):
     return {ex: r["points"] for (s, ex), r in rows.items() if s == student}
 
 
-@pytest.mark.parametrize("attack", sorted(ATTACKS))
-def test_attacks_earn_nothing(hostile, attack):
+def test_attacks_earn_nothing(hostile):
     rows = hostile["rows"]
-    assert points(rows, attack) == ZERO, {ex: r["message"] for (s, ex), r in rows.items() if s == attack}
+    for attack in hostile["attacks"]:
+        earned = dict(ZERO, **EARNED.get(attack, {}))
+        assert points(rows, attack) == earned, {ex: r["message"] for (s, ex), r in rows.items() if s == attack}
+
+
+def test_the_sheet_says_how_kernels_were_confined(hostile):
+    line = next(iter(hostile["rows"].values()))["isolation"]
+    assert line.startswith("isolated (bubblewrap" if hostile["sandboxed"] else "NOT ISOLATED")
+    assert hostile["report"].summary_csv.read_text(encoding="utf-8").count(line) >= 1
 
 
 def test_tampering_is_named_in_the_message(hostile):
@@ -139,7 +184,7 @@ def test_tampering_is_named_in_the_message(hostile):
 
 def test_classmates_get_what_they_earned(hostile):
     rows = hostile["rows"]
-    for student in ("honest_1", "honest_2", "master", "exit_mid", "quit_mid"):
+    for student in ("honest_1", "honest_2", "'=1+1", "...", "master", "exit_mid", "quit_mid"):
         assert points(rows, student) == FULL, (student, [r["message"] for (s, _), r in rows.items() if s == student])
 
 
@@ -157,3 +202,41 @@ def test_hidden_tests_do_not_leak_to_student_hooks(hostile):
 def test_no_process_survives_and_key_and_kit_are_unchanged(hostile):
     assert hostile["survivors"] == []
     assert hostile["key_same"] and hostile["kit_same"]
+
+
+def test_submissions_are_unchanged(hostile):
+    assert hostile["subs_changed"] == [], "a kernel changed a submission"
+
+
+def test_csv_cells_cannot_be_formulas(hostile):
+    text = hostile["report"].grades_csv.read_text(encoding="utf-8")
+    assert "\n'=1+1,01_demo.ipynb," in text and "\n=1+1," not in text
+    assert ("'=1+1", "01_double") in hostile["rows"]
+
+
+def test_two_copies_are_named_in_the_feedback(hostile):
+    assert points(hostile["rows"], "two_copies")["01_double"] == "0"  # the file named as expected is graded
+    text = (hostile["report"].feedback_dir / "two_copies.md").read_text(encoding="utf-8")
+    assert "your folder holds 2 copies of 01_demo.ipynb: the grader graded 01_demo.ipynb" in text
+    assert "Copy of 01_demo.ipynb" in text
+
+
+def test_an_interrupted_batch_resumes_and_no_old_sheet_looks_current(tmp_path):
+    """A saved per-notebook result is used as is; a sheet of an earlier run is set aside at the start."""
+    rel = release_demo(tmp_path)
+    subs, out = tmp_path / "subs", tmp_path / "res" / "grades.csv"
+    write_nb(demo_master(), subs / "done" / "01_demo.ipynb")
+    write_nb(solved(read_notebook(rel.student_dir / "01_demo.ipynb"), RIGHT), subs / "todo" / "01_demo.ipynb")
+    out.parent.mkdir()
+    out.write_text("student_id\nstale\n")
+    settings = dict(workers=1, cell_timeout=20, total_timeout=120)
+    partial = sheet.PartialResults(out, grading._fingerprint(rel.grader_dir, True, 20, 120, None))
+    [done] = [j for j in grading.find_jobs(subs, load_key(rel.grader_dir), None)[0] if j.student == "done"]
+    saved = grading._unscored(done, "graded", "graded before the batch was killed")
+    partial.save(saved, sheet.file_hash(done.path))
+    report = grading.grade(subs, rel.grader_dir, out, **settings)
+    rows = {(r["student_id"], r["exercise"]): r for r in csv.DictReader(out.open(encoding="utf-8"))}
+    assert rows["done", "01_double"]["message"] == "graded before the batch was killed"  # not graded again
+    assert rows["todo", "01_double"]["points"] == "3"
+    assert (tmp_path / "res" / "grades.previous.csv").read_text() == "student_id\nstale\n"
+    assert not partial.folder.exists() and report.grades_csv == out

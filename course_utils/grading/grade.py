@@ -26,8 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import io
+import hashlib
 import json
 import os
 import re
@@ -57,11 +56,12 @@ from .feedback import (
 from .files import default_workers, extract_zip, parallel_map
 from .guard import PREPARE_CODE, TOKEN_NAME, part_code, tampering
 from .kernel import KernelStartError
-from .key import load_key
+from .key import KEY_FILE, load_key
 from .markers import Exercise, nbgrader_meta
-from .sandbox import Confinement, grader_secrets
+from .sandbox import Confinement, grader_secrets, isolation
+from .sheet import PartialResults, csv_text, file_hash, set_aside
 
-FIELDS = ["student_id", "notebook", "exercise", "points", "max_points", "status", "message"]
+FIELDS = ["student_id", "notebook", "exercise", "points", "max_points", "status", "message", "isolation"]
 
 
 @dataclass
@@ -89,6 +89,7 @@ class Job:
     missing: str = ""  # why ``path`` is None, for the student
     own_folder: bool = True  # copy the notebook's folder; False: the file alone (flat layout)
     slot: int = 0  # the job's number in the batch (its kernel's user id when the grader is root)
+    note: str = ""  # told to the student whatever happens (e.g. other copies of the notebook in the folder)
 
 
 @dataclass
@@ -101,6 +102,7 @@ class GradeReport:
     summary_csv: Path
     feedback_dir: Path
     skipped_notebooks: list[str] = field(default_factory=list)  # in the key, submitted by nobody
+    isolation: str = ""  # how the kernels were confined (sandbox.isolation), in every row of the sheet
 
 
 # --------------------------------------------------------------------------- finding submissions
@@ -163,6 +165,21 @@ def _notebook_files(folder: Path) -> list[Path]:
                   if not any(part.startswith(".") or part == "__MACOSX" for part in p.relative_to(folder).parts))
 
 
+TOOL_FOLDERS = ("__MACOSX", ".ipynb_checkpoints", ".git", ".Trash", ".DS_Store")
+
+
+def _other_copies(path: Optional[Path], name: str, files: list[Path]) -> str:
+    """A note when the student's folder holds other copies of the graded notebook (the untouched one and
+    a finished one, say): the grader grades the file named as expected, and says which."""
+    if path is None:
+        return ""
+    copies = [f for f in files if f != path and normalise(f.name) == normalise(name)]
+    if not copies:
+        return ""
+    return (f"your folder holds {len(copies) + 1} copies of {name}: the grader graded {path.name} (the file "
+            f"named as expected comes first) and not {', '.join(f.name for f in copies)}; hand in one copy only")
+
+
 def find_jobs(
     root: Path, key: dict[str, list[Exercise]], settings: Settings, notebooks: Optional[list[str]] = None
 ) -> tuple[list[Job], list[str]]:
@@ -175,8 +192,9 @@ def find_jobs(
         unknown = [n for n in notebooks if n not in key]
         if unknown:
             raise ValueError(f"--notebook {unknown[0]!r} is not in the key (it has: {', '.join(key)})")
+    # Folder names are taken as given ("...", "=1+1"); only tools' own folders are not students.
     students = {d.name: _notebook_files(d) for d in sorted(root.iterdir())
-                if d.is_dir() and not d.name.startswith(".") and d.name != "__MACOSX"}
+                if d.is_dir() and d.name not in TOOL_FOLDERS and not d.name.endswith(".partial")}
     loose = sorted(root.glob("*.ipynb"))
     if loose and not students:
         wanted = notebooks or list(key)
@@ -198,7 +216,7 @@ def find_jobs(
             why = f"no notebook {name} in {student}/ " + (f"(other notebooks there: {others})" if others
                                                            else "(no notebook at all in the folder)")
             jobs.append(Job(student, name, str(path) if path else None, key[name], settings, why,
-                            own_folder=bool(path) and path.parent != root))
+                            own_folder=bool(path) and path.parent != root, note=_other_copies(path, name, files)))
     return jobs, [n for n in key if n not in graded]
 
 
@@ -285,8 +303,8 @@ def _grade(job: Job) -> NotebookGrade:
         return _unscored(job, "error", f"the grader could not start Python ({err}); please tell your teacher")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return NotebookGrade(job.student, job.notebook, "graded", "", rows, cells,
-                         _notes(nb, cells, s), restarts)
+    notes = ([job.note] if job.note else []) + _notes(nb, cells, s)
+    return NotebookGrade(job.student, job.notebook, "graded", "", rows, cells, notes, restarts)
 
 
 def _grade_exercise(session: Session, job: Job, ex: Exercise, nb: Any, cells: list[CellResult],
@@ -385,26 +403,40 @@ def grade(
         env["COURSE_DATA"] = str(Path(data_root).resolve())
     out = Path(out)
     feedback_dir = Path(feedback_dir) if feedback_dir else out.parent / "feedback"
+    summary = out.with_name(out.stem + "_summary.csv")
+    partial = PartialResults(out, _fingerprint(key, fast, cell_timeout, total_timeout, data_root))
+    set_aside(out, summary)  # until the new sheet is written, no older one looks current
     batch_dir = Path(tempfile.mkdtemp(prefix="grading-"))
     os.chmod(batch_dir, 0o711)  # kernels with their own user id reach their folder, list no other
-    summary = out.with_name(out.stem + "_summary.csv")
     settings = Settings(env, cell_timeout, total_timeout, batch_dir=batch_dir, shared=data_root)
     with _opened(Path(submissions)) as root, _removed(batch_dir):
-        settings.hide = grader_secrets(root, Path(submissions), key, out, summary, feedback_dir, batch_dir)
+        settings.hide = grader_secrets(root, Path(submissions), key, out, summary, feedback_dir, batch_dir,
+                                       partial.folder)
         jobs, skipped = find_jobs(root, exercises, settings, notebooks)
+        results, todo = [], []
         for slot, job in enumerate(jobs):
-            job.slot = slot
-        results = []
-        for job, result in parallel_map(grade_notebook, jobs, workers, desc="grading",
+            job.slot, hashed = slot, file_hash(job.path)
+            done = partial.load(job.student, job.notebook, hashed)  # graded by an interrupted run
+            results.append(done) if done else todo.append((job, hashed))
+        hashes = {id(job): h for job, h in todo}
+        for job, result in parallel_map(grade_notebook, [j for j, _ in todo], workers, desc="grading",
                                         label=lambda j: f"{j.student}/{j.notebook}"):
             if isinstance(result, Exception):  # the worker process itself died
                 result = _unscored(job, "error", f"the grading process died ({type(result).__name__}: {result})")
+            partial.save(result, hashes[id(job)])
             results.append(result)
     results.sort(key=lambda g: (g.student, g.notebook))
     rows = [e for g in results for e in g.exercises]
-    report = GradeReport(results, rows, out, out.with_name(out.stem + "_summary.csv"), feedback_dir, skipped)
+    report = GradeReport(results, rows, out, summary, feedback_dir, skipped, isolation())
     _write(report)
+    partial.remove()
     return report
+
+
+def _fingerprint(key: Union[str, os.PathLike], *settings: Any) -> str:
+    """The key's contents and the settings: a resumed batch reuses results only when both are the same."""
+    path = Path(key) / KEY_FILE if Path(key).is_dir() else Path(key)
+    return hashlib.sha256(path.read_bytes() + json.dumps([str(x) for x in settings]).encode()).hexdigest()
 
 
 @contextlib.contextmanager
@@ -435,18 +467,12 @@ def _opened(path: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _csv(rows: list[dict[str, str]], fields: list[str]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields)
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
 def _write(report: GradeReport) -> None:
     """Grade sheet, summary and feedback files, each written atomically."""
-    write_atomic(report.grades_csv, _csv([r.row() for r in report.rows], FIELDS))
-    write_atomic(report.summary_csv, _csv(exercise_summary(report.rows), SUMMARY_FIELDS))
+    where = {"isolation": report.isolation}
+    write_atomic(report.grades_csv, csv_text([r.row() | where for r in report.rows], FIELDS))
+    write_atomic(report.summary_csv, csv_text([r | where for r in exercise_summary(report.rows)],
+                                              SUMMARY_FIELDS + ["isolation"]))
     by_student: dict[str, list[NotebookGrade]] = {}
     for g in report.notebooks:
         by_student.setdefault(g.student, []).append(g)
@@ -480,7 +506,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     students = sorted({g.student for g in report.notebooks})
-    print(f"graded {len(report.notebooks)} notebook(s) of {len(students)} student(s)")
+    print(f"graded {len(report.notebooks)} notebook(s) of {len(students)} student(s); kernels: {report.isolation}")
     for line in exercise_summary(report.rows):
         print(f"  {line['notebook']} {line['exercise']}: mean {line['mean_points'] or '-'} / {line['max_points']}, "
               f"full marks {line['full_marks']}/{line['students']}"

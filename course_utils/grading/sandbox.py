@@ -42,10 +42,11 @@ FIRST_UID = 160_000  # kernels run as FIRST_UID + n when the grader is root; no 
 _BWRAP = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
           "--unshare-all", "--die-with-parent", "--new-session"]
 
-# Sets the limits, drops to the kernel's own user id, then becomes the sandbox (or the kernel).
+# Sets the limits, drops to the kernel's own user id, then becomes the sandbox (bwrap), or else stays
+# as the kernel's parent: a kernel's os.kill(os.getppid(), SIGKILL) then hits this process, not the grader.
 _LAUNCHER = """\
-import os, resource, sys
-memory, fsize, nproc, uid = (int(x) for x in sys.argv[1:5])
+import os, resource, signal, sys
+memory, fsize, nproc, uid, stay = (int(x) for x in sys.argv[1:6])
 resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 if uid >= 0:
@@ -53,7 +54,16 @@ if uid >= 0:
     os.setgroups([])
     os.setgid(uid)
     os.setuid(uid)
-os.execvp(sys.argv[5], sys.argv[5:])
+child = os.fork() if stay else 0
+if child == 0:
+    if stay and sys.platform.startswith("linux"):
+        import ctypes
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with this launcher
+    os.execvp(sys.argv[6], sys.argv[6:])
+for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(sig, lambda s, f: os.kill(child, s))
+_, status = os.waitpid(child, 0)
+os._exit(os.waitstatus_to_exitcode(status) & 255)
 """
 
 
@@ -82,7 +92,7 @@ def separate_user_problem() -> str:
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         return "the grader does not run as root"
     probe = [sys.executable, "-c", _LAUNCHER, str(MEMORY_MB << 20), str(FILE_MB << 20), str(PROCESSES),
-             str(FIRST_UID), sys.executable, "-c", "import ipykernel, numpy"]
+             str(FIRST_UID), "0", sys.executable, "-c", "import ipykernel, numpy"]
     try:
         done = subprocess.run(probe, capture_output=True, timeout=60, cwd="/")
     except (OSError, subprocess.TimeoutExpired) as err:
@@ -141,7 +151,8 @@ class Confinement:
 
     def command(self, argv: list[str]) -> list[str]:
         """``argv`` (the kernel's command) wrapped in the launcher and, where it works, bubblewrap."""
-        limits = [str(self.memory_mb << 20), str(FILE_MB << 20), str(PROCESSES), str(self.uid)]
+        limits = [str(self.memory_mb << 20), str(FILE_MB << 20), str(PROCESSES), str(self.uid),
+                  "0" if self.sandboxed else "1"]
         launcher = [sys.executable, "-c", _LAUNCHER, *limits]
         if not self.sandboxed:
             return launcher + argv
