@@ -240,3 +240,54 @@ def test_an_interrupted_batch_resumes_and_no_old_sheet_looks_current(tmp_path):
     assert rows["todo", "01_double"]["points"] == "3"
     assert (tmp_path / "res" / "grades.previous.csv").read_text() == "student_id\nstale\n"
     assert not partial.folder.exists() and report.grades_csv == out
+
+
+# --------------------------------------------------------------------------- forbidden calls
+FORBIDDEN_TEST = """from course_utils.checks import check_function
+from course_utils.basics.filters import conv2d as reference
+import numpy as np
+rng = np.random.default_rng(0)
+check_function(conv2d, reference, [(rng.normal(size=(n, n)), rng.normal(size=(3, 3))) for n in (4, 7)])
+"""
+FORBIDDEN = ["course_utils.basics.filters.conv2d", "scipy.signal.correlate2d"]
+SHORTCUTS = {
+    "alias": "from course_utils.basics.filters import conv2d",
+    "wrapper": "from course_utils.basics.filters import conv2d as ref\ndef conv2d(i, k):\n    return ref(i, k)",
+    "closure": ("def make():\n    import course_utils.basics.filters as f\n    g = f.conv2d\n"
+                "    def conv2d(i, k):\n        return g(i, k)\n    return conv2d\nconv2d = make()"),
+    "partial": "import functools\nfrom course_utils.basics import filters\nconv2d = functools.partial(filters.conv2d)",
+    "library": "import scipy.signal as s\ndef conv2d(i, k):\n    return s.correlate2d(i, k, mode='valid')",
+    "unhook": ("import sys\nimport scipy.signal as s\n"
+               "def conv2d(i, k):\n    sys.setprofile(None)\n    return s.correlate2d(i, k, mode='valid')"),
+}
+HONEST_CONV = ("import numpy as np\ndef conv2d(i, k):\n    n, m = k.shape\n"
+               "    return np.array([[np.sum(i[r:r + n, c:c + m] * k)"
+               " for c in range(i.shape[1] - m + 1)] for r in range(i.shape[0] - n + 1)])")
+
+
+@pytest.mark.parametrize("case", [*SHORTCUTS, "honest"])
+def test_forbidden_calls_earn_nothing_but_the_test_may_use_the_reference(case, tmp_path):
+    from course_utils.grading.execute import Session
+    from course_utils.grading.guard import PREPARE_CODE, TOKEN_NAME, forbidden_calls, part_code
+
+    kit = str(KIT.parent)
+    with Session(tmp_path, cell_timeout=60) as session:
+        assert session.run(SHORTCUTS.get(case, HONEST_CONV)).status == "ok"
+        session.run(PREPARE_CODE, record=False)
+        r = session.run(part_code(FORBIDDEN_TEST, "t", kit, "tok3n", FORBIDDEN, ["conv2d"]), record=False,
+                        expressions={"t": TOKEN_NAME})
+    if case == "honest":
+        assert (r.status, "tok3n" in r.expressions["t"]) == ("ok", True), r.error
+    else:
+        assert r.status == "error" and "tok3n" not in r.expressions.get("t", "")
+        called = forbidden_calls(r.evalue)
+        assert called, r.error
+        if case != "unhook":
+            assert called in FORBIDDEN
+
+
+def test_forbidden_lines_are_read_from_the_grade_cell():
+    from course_utils.grading.markers import forbidden_names
+
+    cell = "check(x)\n### BEGIN HIDDEN TESTS\n# forbidden: a.b, scipy.signal.correlate2d\n# test: t\nf()\n"
+    assert forbidden_names(cell) == ["a.b", "scipy.signal.correlate2d"]

@@ -54,7 +54,7 @@ from .feedback import (
     student_feedback,
 )
 from .files import default_workers, extract_zip, parallel_map
-from .guard import PREPARE_CODE, TOKEN_NAME, part_code, tampering
+from .guard import PREPARE_CODE, TOKEN_NAME, forbidden_calls, part_code, tampering
 from .kernel import KernelStartError
 from .key import KEY_FILE, load_key
 from .markers import Exercise, nbgrader_meta
@@ -316,11 +316,15 @@ def _grade_exercise(session: Session, job: Job, ex: Exercise, nb: Any, cells: li
     parts = []
     for part in ex.parts:
         token = secrets.token_hex(16)
-        r = session.run(part_code(part.code, part.name, kit, token), record=False, expressions={"t": TOKEN_NAME})
+        code = part_code(part.code, part.name, kit, token, ex.forbidden, ex.names)
+        r = session.run(code, record=False, expressions={"t": TOKEN_NAME})
         status, message = explain_run(r.status, r.ename, r.evalue, ex.names, session.cell_timeout)
         if status == "passed" and token not in r.expressions.get("t", ""):
             status, message = "failed", ("not tested: the test did not run to its end although the kernel said it "
                                          "did; does your notebook rewrite the code it runs (input transformer)?")
+        if forbidden_calls(r.evalue):
+            message = (f"no credit: your solution calls {forbidden_calls(r.evalue)}, which this exercise asks "
+                       "you to write yourself")
         if tampering(r.evalue):
             message = (f"not tested: your notebook changed how Python runs code ({tampering(r.evalue)}); "
                        "remove that code to be graded")

@@ -29,6 +29,7 @@ import builtins
 import json
 import types
 import zlib
+from typing import Optional
 
 from IPython.core.inputtransformer2 import TransformerManager
 
@@ -62,7 +63,7 @@ del __course_grader_prepare
 
 # Runs in the kernel for each test part; `problems` fail the part (fail closed).
 _PART = """\
-def __course_grader_part(blob, token, kit, builtin_names, type_names):
+def __course_grader_part(blob, token, kit, builtin_names, type_names, forbidden, names):
     import builtins, sys, zlib, base64, json, IPython
     shell = IPython.get_ipython()
     problems = []
@@ -96,15 +97,96 @@ def __course_grader_part(blob, token, kit, builtin_names, type_names):
     namespace = builtins.dict(shell.user_ns)
     namespace.update({{k: builtins.getattr(checks, k) for k in builtins.dir(checks) if k.startswith("check_")}})
     name, code = json.loads(zlib.decompress(base64.b64decode(blob)).decode("utf-8"))
-    builtins.exec(builtins.compile(code, name, "exec"), namespace)
+    mine = [namespace.get(n) for n in names]
+    watch = __course_grader_watch(forbidden, name, kit, mine) if forbidden else None
+    try:
+        builtins.exec(builtins.compile(code, name, "exec"), namespace)
+    finally:
+        if watch is not None:
+            still = sys.getprofile() is watch[0]
+            sys.setprofile(None)
+    if watch is not None and (watch[1] or not still):
+        calls = ", ".join(sorted(watch[1])) or "the grader's call watch was removed"
+        raise RuntimeError("__course_grader_forbidden__: " + calls)
     shell.user_ns[TOKEN_NAME] = token
+def __course_grader_watch(forbidden, test_file, kit, mine):
+    # Profile every call while the test runs: a forbidden callable reached from the student's code
+    # (directly, through an alias, a wrapper or a closure) is recorded; one the test calls itself is not.
+    import sys, sysconfig, types
+    code_keys, c_objects, descriptors = {{}}, {{}}, {{}}
+    for dotted in forbidden:
+        parts, obj = dotted.split("."), None
+        for i in range(len(parts), 0, -1):
+            try:
+                obj = __import__(".".join(parts[:i]), fromlist=["_"])
+            except ImportError:
+                continue
+            try:
+                for attr in parts[i:]:
+                    obj = getattr(obj, attr)
+            except AttributeError:
+                obj = None
+            break
+        target = getattr(obj, "__func__", obj)
+        if isinstance(target, types.FunctionType):
+            c = target.__code__
+            code_keys[(c.co_filename, c.co_firstlineno, c.co_name)] = dotted
+        elif type(target).__name__ == "method_descriptor":
+            descriptors[(target.__objclass__, target.__name__)] = dotted
+        elif target is not None:
+            c_objects[id(target)] = (target, dotted)
+    library = tuple({{sys.prefix, sys.base_prefix, sys.exec_prefix, kit.rstrip("/") + "/",
+                     *sysconfig.get_paths().values()}})
+    found = set()
+    for obj in mine:  # the student's own names bound to a forbidden callable: `conv2d = reference`
+        for _ in range(5):
+            c = getattr(getattr(obj, "__func__", obj), "__code__", None)
+            key = (c.co_filename, c.co_firstlineno, c.co_name) if isinstance(c, types.CodeType) else None
+            hit = c_objects.get(id(obj))
+            if key in code_keys or (hit and hit[0] is obj):
+                found.add(code_keys.get(key) or hit[1])
+            obj = getattr(obj, "__wrapped__", None) or getattr(obj, "func", None) or getattr(obj, "pyfunc", None)
+            if obj is None:
+                break
+
+    def from_student(frame):
+        while frame is not None:
+            f = frame.f_code.co_filename
+            if f == test_file:
+                return False
+            if not (f.startswith(library) or f.startswith("<frozen")):
+                return True
+            frame = frame.f_back
+        return False
+
+    def profile(frame, event, arg):
+        if event == "call":
+            c = frame.f_code
+            dotted = code_keys.get((c.co_filename, c.co_firstlineno, c.co_name))
+            if dotted and from_student(frame.f_back):
+                found.add(dotted)
+        elif event == "c_call":
+            hit = c_objects.get(id(arg))
+            dotted = hit[1] if hit and hit[0] is arg else None
+            owner = getattr(arg, "__self__", None)
+            if dotted is None and descriptors and owner is not None:
+                for (cls, meth), name in descriptors.items():
+                    if getattr(arg, "__name__", "") == meth and isinstance(owner, cls):
+                        dotted = name
+            if dotted and from_student(frame):
+                found.add(dotted)
+
+    sys.setprofile(profile)
+    return profile, found
 try:
-    __course_grader_part({blob!r}, {token!r}, {kit!r}, {builtin_names!r}, {type_names!r})
+    __course_grader_part({blob!r}, {token!r}, {kit!r}, {builtin_names!r}, {type_names!r}, {forbidden!r},
+                         {names!r})
 finally:
-    del __course_grader_part
+    del __course_grader_part, __course_grader_watch
 """
 
 TAMPERED = "__course_grader_tampered__"
+FORBIDDEN = "__course_grader_forbidden__"
 TOKEN_NAME = "__course_grader_token"  # set by a test part that ran to its end; read back as a user_expression
 
 
@@ -123,17 +205,26 @@ def _pristine_builtins() -> tuple[list[tuple[str, str, str]], list[tuple[str, st
 BUILTIN_FUNCTIONS, BUILTIN_TYPES = _pristine_builtins()
 
 
-def part_code(code: str, name: str, kit: str, token: str) -> str:
+def part_code(code: str, name: str, kit: str, token: str, forbidden: Optional[list[str]] = None,
+              names: Optional[list[str]] = None) -> str:
     """The code sent for one test part; IPython syntax (``%magic``) is turned into Python here, in the grader.
 
     The part ends by setting :data:`TOKEN_NAME` to ``token``: the grader counts a part as
     passed only if it reads that token back (code rewritten by a transformer never sets it).
+    ``forbidden`` (dotted names) are watched while the test runs: a call reached from the
+    student's code, or a student's name among ``names`` bound to one of them, fails the part.
     """
     python = TransformerManager().transform_cell(code)
     payload = json.dumps([f"<test: {name}>", python])
     blob = base64.b64encode(zlib.compress(payload.encode("utf-8"))).decode("ascii")
     return _PART.replace("TOKEN_NAME", repr(TOKEN_NAME)).format(
-        blob=blob, token=token, kit=kit, builtin_names=BUILTIN_FUNCTIONS, type_names=BUILTIN_TYPES)
+        blob=blob, token=token, kit=kit, builtin_names=BUILTIN_FUNCTIONS, type_names=BUILTIN_TYPES,
+        forbidden=list(forbidden or []), names=list(names or []))
+
+
+def forbidden_calls(evalue: str) -> str:
+    """The forbidden callables the student's code called during a test ("" when none)."""
+    return evalue.split(FORBIDDEN + ": ", 1)[1] if FORBIDDEN in evalue else ""
 
 
 def tampering(evalue: str) -> str:
