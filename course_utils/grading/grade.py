@@ -13,10 +13,12 @@ Submissions are laid out as nbgrader does: ``SUBMISSIONS_DIR/<student_id>/<noteb
    by name, so moved, duplicated or deleted cells do not matter. Each part is worth an
    equal share of the exercise's points.
 
-Nothing a student's code can reach decides the grade: the key and the grade sheet stay in
-this process, results come back as the kernel's replies to our requests, and the grade
-sheet is written (atomically) only after every notebook is graded. Notebooks are graded
-in parallel (``--workers``, default: the CPU cores), with a progress bar.
+Each kernel is confined (``sandbox.py``: bubblewrap where it runs, else limits only, and
+the sheet says which); the interpreter is checked and reset before the tests
+(``guard.py``); results come back as the kernel's replies to our requests. Each notebook's
+result is saved as it finishes (``sheet.py``), so a killed batch resumes; the grade sheet
+is written (atomically) at the end. Notebooks are graded in parallel (``--workers``,
+default: the CPU cores), with a progress bar.
 
 Writes ``grades.csv`` (one row per student, notebook and exercise), ``feedback/<student>.md``
 and ``grades_summary.csv`` (one row per exercise).
