@@ -34,7 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-MEMORY_MB = 4096  # address space per kernel (torch on CPU needs about 1.5 GiB)
+# Data memory per kernel (RLIMIT_DATA: heap and anonymous mappings). Not the address space (RLIMIT_AS):
+# torch, OpenBLAS and their threads reserve far more address space than they use, and a 4 GiB
+# RLIMIT_AS broke the kit's own notebooks ("failed to map segment from shared object").
+MEMORY_MB = 6144
 FILE_MB = 512  # largest file a kernel may write, its own log included
 PROCESSES = 256  # processes per kernel, enforced when the grader is root (one user id per kernel)
 FIRST_UID = 160_000  # kernels run as FIRST_UID + n when the grader is root; no such users exist
@@ -47,7 +50,7 @@ _BWRAP = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", 
 _LAUNCHER = """\
 import os, resource, signal, sys
 memory, fsize, nproc, uid, stay = (int(x) for x in sys.argv[1:6])
-resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
 resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 if uid >= 0:
     resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
