@@ -486,7 +486,7 @@ def points(rows, student):
 def test_grade_sheet_has_one_row_per_student_notebook_and_exercise(graded):
     report, rows, out, feedback, _ = graded
     header = out.read_text(encoding="utf-8").splitlines()[0]
-    assert header == "student_id,notebook,exercise,points,max_points,status,message"
+    assert header == "student_id,notebook,exercise,points,max_points,status,message,isolation"
     students = {"master", "student", "partial", "reordered", "loops", "crash", "cheater", "broken", "absent"}
     assert {s for s, _ in rows} == students and len(rows) == 4 * len(students)
     assert all(r["notebook"] == "01_demo.ipynb" for r in rows.values())

@@ -24,7 +24,9 @@ from typing import Any, Mapping, Optional, Union
 import nbformat
 
 from .files import default_workers
+from .guard import INIT_CODE
 from .kernel import STOP, Kernel, KernelStartError, RunResult
+from .sandbox import Confinement
 
 
 @dataclass
@@ -99,19 +101,37 @@ class Session:
         total_timeout: Optional[float] = None,
         max_restarts: int = 3,
         log_dir: Optional[Union[str, os.PathLike]] = None,
+        confine: Optional[Confinement] = None,
     ):
         self._logdir = None if log_dir else tempfile.TemporaryDirectory(prefix="kernel-log-")
         log_path = Path(log_dir or self._logdir.name) / "kernel.log"
-        self.kernel = Kernel(cwd, env=env, log_path=log_path)
+        self.kernel = Kernel(cwd, env=env, log_path=log_path, confine=confine)
         self.cell_timeout, self.total_timeout = cell_timeout, total_timeout
         self.max_restarts, self.restarts = max_restarts, 0
         self.history: list[str] = []  # sources that ran without error, replayed after a crash
+        self.after_replay = ""  # grader code run after a replay (the tests' PREPARE_CODE)
+        self.last_cell: Optional[CellResult] = None
         self.deadline = float("inf")
         self.reset_clock()
 
     def __enter__(self) -> Session:
-        self.kernel.start()
+        self._start()
         return self
+
+    def _start(self, restart: bool = False) -> None:
+        """A fresh kernel, with the grader's INIT_CODE run before any student code."""
+        if restart:
+            self.kernel.restart()
+        else:
+            self.kernel.start()
+        r = self.kernel.run(INIT_CODE, timeout=60, silent=True)
+        if r.status != "ok":
+            self.kernel.shutdown()
+            raise KernelStartError(f"the kernel did not run the grader's set-up code ({r.status}: {r.error})")
+
+    def allow_restarts(self, n: int) -> None:
+        """``n`` more fresh kernels from now on: each exercise's tests get their own budget."""
+        self.max_restarts = self.restarts + n
 
     def __exit__(self, *exc: object) -> None:
         self.kernel.shutdown()
@@ -125,11 +145,11 @@ class Session:
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
 
-    def run(self, code: str, record: bool = True) -> RunResult:
+    def run(self, code: str, record: bool = True, expressions: Optional[dict[str, str]] = None) -> RunResult:
         """Run ``code`` within both timeouts; if the kernel is lost, get a fresh one ready.
 
         ``record=True`` keeps successful code in the replay history (notebook cells);
-        tests run with ``record=False``.
+        tests run with ``record=False``, silently (no student hooks, no history).
         """
         if self.remaining() <= 0:
             return RunResult("skipped", evalue=f"the total time limit of {self.total_timeout:g} s was reached")
@@ -137,7 +157,8 @@ class Session:
             return RunResult("skipped", evalue="grading was interrupted")
         if not self.kernel.is_alive() and not self._recover():
             return RunResult("skipped", evalue=self._why_no_kernel())
-        result = self.kernel.run(code, timeout=min(self.cell_timeout, self.remaining()))
+        result = self.kernel.run(code, timeout=min(self.cell_timeout, self.remaining()), silent=not record,
+                                 expressions=expressions)
         if result.status == "ok" and record:
             self.history.append(code)
         if result.kernel_lost:
@@ -145,9 +166,24 @@ class Session:
         return result
 
     def run_cell(self, index: int, source: str) -> CellResult:
+        """Run one notebook cell; a kernel found dead afterwards is charged to the cell that ran last."""
+        self.check_late_death()
         r = self.run(source)
         message = r.error if r.status in ("error", "timeout") else r.evalue
-        return CellResult(index, r.status, message, r.traceback, r.seconds)
+        self.last_cell = CellResult(index, r.status, message, r.traceback, r.seconds)
+        return self.last_cell
+
+    def check_late_death(self) -> None:
+        """If the kernel died after the last cell replied (a delayed ``os._exit``, a thread), that cell
+        is the cause: it is marked dead and not replayed."""
+        cell = self.last_cell
+        if cell is None or not self.kernel.kernel_lost_quietly():
+            return
+        code, recorded = self.kernel.exit_code(), cell.status == "ok"
+        cell.status = "dead"
+        cell.message = "the kernel died just after this cell" + (f" (exit code {code})" if code is not None else "")
+        if recorded and self.history:
+            self.history.pop()
 
     def _recover(self) -> bool:
         """Start a fresh kernel and replay the history; False when out of restarts or time."""
@@ -155,7 +191,7 @@ class Session:
             return False
         self.restarts += 1
         try:
-            self.kernel.restart()
+            self._start(restart=True)
         except KernelStartError:
             return False
         for code in self.history:
@@ -164,6 +200,8 @@ class Session:
             r = self.kernel.run(code, timeout=min(self.cell_timeout, self.remaining()))
             if r.kernel_lost:  # the replay itself crashed: give up on this kernel
                 return self._recover()
+        if self.after_replay:
+            self.kernel.run(self.after_replay, timeout=min(self.cell_timeout, self.remaining()), silent=True)
         return True
 
     def _why_no_kernel(self) -> str:

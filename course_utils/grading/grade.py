@@ -13,10 +13,12 @@ Submissions are laid out as nbgrader does: ``SUBMISSIONS_DIR/<student_id>/<noteb
    by name, so moved, duplicated or deleted cells do not matter. Each part is worth an
    equal share of the exercise's points.
 
-Nothing a student's code can reach decides the grade: the key and the grade sheet stay in
-this process, results come back as the kernel's replies to our requests, and the grade
-sheet is written (atomically) only after every notebook is graded. Notebooks are graded
-in parallel (``--workers``, default: the CPU cores), with a progress bar.
+Each kernel is confined (``sandbox.py``: bubblewrap where it runs, else limits only, and
+the sheet says which); the interpreter is checked and reset before the tests
+(``guard.py``); results come back as the kernel's replies to our requests. Each notebook's
+result is saved as it finishes (``sheet.py``), so a killed batch resumes; the grade sheet
+is written (atomically) at the end. Notebooks are graded in parallel (``--workers``,
+default: the CPU cores), with a progress bar.
 
 Writes ``grades.csv`` (one row per student, notebook and exercise), ``feedback/<student>.md``
 and ``grades_summary.csv`` (one row per exercise).
@@ -26,11 +28,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import io
+import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import sys
 import tempfile
@@ -54,11 +56,14 @@ from .feedback import (
     student_feedback,
 )
 from .files import default_workers, extract_zip, parallel_map
+from .guard import PREPARE_CODE, TOKEN_NAME, forbidden_calls, part_code, tampering
 from .kernel import KernelStartError
-from .key import load_key
+from .key import KEY_FILE, load_key
 from .markers import Exercise, nbgrader_meta
+from .sandbox import Confinement, grader_secrets, isolation
+from .sheet import PartialResults, csv_text, file_hash, set_aside
 
-FIELDS = ["student_id", "notebook", "exercise", "points", "max_points", "status", "message"]
+FIELDS = ["student_id", "notebook", "exercise", "points", "max_points", "status", "message", "isolation"]
 
 
 @dataclass
@@ -68,7 +73,10 @@ class Settings:
     env: dict[str, str]  # the kernel's environment (fast mode, data root, threads)
     cell_timeout: float = 60.0  # seconds per cell and per test part
     total_timeout: float = 600.0  # seconds for all the cells of a notebook, and again for its tests
-    max_restarts: int = 3  # fresh kernels after crashes, per notebook
+    max_restarts: int = 3  # fresh kernels after crashes, per notebook and again per exercise's tests
+    batch_dir: Optional[Path] = None  # every job's scratch folder lives here
+    hide: list[Path] = field(default_factory=list)  # what kernels must not see (key, submissions, results)
+    shared: Optional[Union[str, os.PathLike]] = None  # --data-root: a data folder every kernel may write
 
 
 @dataclass
@@ -82,6 +90,8 @@ class Job:
     settings: Settings
     missing: str = ""  # why ``path`` is None, for the student
     own_folder: bool = True  # copy the notebook's folder; False: the file alone (flat layout)
+    slot: int = 0  # the job's number in the batch (its kernel's user id when the grader is root)
+    note: str = ""  # told to the student whatever happens (e.g. other copies of the notebook in the folder)
 
 
 @dataclass
@@ -94,6 +104,7 @@ class GradeReport:
     summary_csv: Path
     feedback_dir: Path
     skipped_notebooks: list[str] = field(default_factory=list)  # in the key, submitted by nobody
+    isolation: str = ""  # how the kernels were confined (sandbox.isolation), in every row of the sheet
 
 
 # --------------------------------------------------------------------------- finding submissions
@@ -156,6 +167,21 @@ def _notebook_files(folder: Path) -> list[Path]:
                   if not any(part.startswith(".") or part == "__MACOSX" for part in p.relative_to(folder).parts))
 
 
+TOOL_FOLDERS = ("__MACOSX", ".ipynb_checkpoints", ".git", ".Trash", ".DS_Store")
+
+
+def _other_copies(path: Optional[Path], name: str, files: list[Path]) -> str:
+    """A note when the student's folder holds other copies of the graded notebook (the untouched one and
+    a finished one, say): the grader grades the file named as expected, and says which."""
+    if path is None:
+        return ""
+    copies = [f for f in files if f != path and normalise(f.name) == normalise(name)]
+    if not copies:
+        return ""
+    return (f"your folder holds {len(copies) + 1} copies of {name}: the grader graded {path.name} (the file "
+            f"named as expected comes first) and not {', '.join(f.name for f in copies)}; hand in one copy only")
+
+
 def find_jobs(
     root: Path, key: dict[str, list[Exercise]], settings: Settings, notebooks: Optional[list[str]] = None
 ) -> tuple[list[Job], list[str]]:
@@ -168,8 +194,9 @@ def find_jobs(
         unknown = [n for n in notebooks if n not in key]
         if unknown:
             raise ValueError(f"--notebook {unknown[0]!r} is not in the key (it has: {', '.join(key)})")
+    # Folder names are taken as given ("...", "=1+1"); only tools' own folders are not students.
     students = {d.name: _notebook_files(d) for d in sorted(root.iterdir())
-                if d.is_dir() and not d.name.startswith(".") and d.name != "__MACOSX"}
+                if d.is_dir() and d.name not in TOOL_FOLDERS and not d.name.endswith(".partial")}
     loose = sorted(root.glob("*.ipynb"))
     if loose and not students:
         wanted = notebooks or list(key)
@@ -191,36 +218,23 @@ def find_jobs(
             why = f"no notebook {name} in {student}/ " + (f"(other notebooks there: {others})" if others
                                                            else "(no notebook at all in the folder)")
             jobs.append(Job(student, name, str(path) if path else None, key[name], settings, why,
-                            own_folder=bool(path) and path.parent != root))
+                            own_folder=bool(path) and path.parent != root, note=_other_copies(path, name, files)))
     return jobs, [n for n in key if n not in graded]
 
 
 # --------------------------------------------------------------------------- grading one notebook
-# The code sent for one test part. It runs after all the student's cells, in a *copy* of
-# the student's namespace (the test finds their functions by name but its own variables do
-# not leak into the next test), with the kit's check functions freshly loaded (a student
-# who replaced them does not fool the tests). Every name goes through `builtins`, which
-# the student's variables cannot shadow.
-_PART = """\
-def __course_grader_part():
-    import builtins, importlib, IPython
-    shell = IPython.get_ipython()
-    namespace = builtins.dict(shell.user_ns)
-    try:
-        checks = importlib.reload(importlib.import_module("course_utils.checks"))
-        namespace.update({{k: builtins.getattr(checks, k) for k in builtins.dir(checks) if k.startswith("check_")}})
-    except ImportError:
-        pass
-    builtins.exec(builtins.compile(shell.transform_cell({code!r}), {name!r}, "exec"), namespace)
-try:
-    __course_grader_part()
-finally:
-    del __course_grader_part
-"""
+KIT = Path(__file__).resolve().parent.parent  # the installed course_utils package
 
 
-def part_code(code: str, name: str) -> str:
-    return _PART.format(code=code, name=f"<test: {name}>")
+def _copy_kit(dest: Path) -> Path:
+    """A private copy of the kit for one notebook (``dest/course_utils``); returns ``dest``.
+
+    The kernel imports the kit from here (first on its PYTHONPATH), so a notebook that edits
+    the kit's files edits only its own copy, which the grader copies afresh before the tests.
+    """
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(KIT, dest / "course_utils", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return dest
 
 
 def _copy_folder(src: Path, dest: Path) -> None:
@@ -259,7 +273,7 @@ def _grade(job: Job) -> NotebookGrade:
         return _unscored(job, "invalid", f"{err}. Check that the file opens in Jupyter; on Colab use "
                                          "File > Download > Download .ipynb")
     s = job.settings
-    scratch = Path(tempfile.mkdtemp(prefix="grade-"))
+    scratch = Path(tempfile.mkdtemp(prefix="grade-", dir=s.batch_dir))
     try:
         work = scratch / "work"
         if job.own_folder:
@@ -269,29 +283,53 @@ def _grade(job: Job) -> NotebookGrade:
             shutil.copy(job.path, work)
         # Unless a data root is shared on purpose, each notebook gets its own, deleted afterwards:
         # no race between parallel kernels, and no student's files can change another's grade.
-        env = {"COURSE_DATA": str(scratch / "data"), **s.env}
-        with Session(work, env, s.cell_timeout, s.total_timeout, s.max_restarts) as session:
+        kit = _copy_kit(scratch / "kit")
+        (scratch / "data").mkdir()
+        confine = Confinement(scratch, read_only=[kit], hide=s.hide, slot=job.slot,
+                              writable=[Path(s.shared)] if s.shared else [])
+        env = {"COURSE_DATA": str(scratch / "data"), **s.env, **confine.env()}
+        env["PYTHONPATH"] = os.pathsep.join([str(kit)] + [p for p in [s.env.get("PYTHONPATH", "")] if p])
+        with Session(work, env, s.cell_timeout, s.total_timeout, s.max_restarts, scratch,
+                     confine) as session:
             cells = [session.run_cell(i, c.source) for i, c in enumerate(nb.cells)
                      if c.get("cell_type") == "code" and c.get("source", "").strip()]
+            session.check_late_death()
             session.reset_clock()  # the tests get their own budget
-            rows = [_grade_exercise(session, job, e, nb, cells) for e in job.exercises]
+            _copy_kit(kit)  # undo any edit of the kit's files by the notebook
+            confine.prepare()
+            session.after_replay = PREPARE_CODE
+            session.run(PREPARE_CODE, record=False)
+            rows = [_grade_exercise(session, job, e, nb, cells, str(kit)) for e in job.exercises]
             restarts = session.restarts
     except KernelStartError as err:
         return _unscored(job, "error", f"the grader could not start Python ({err}); please tell your teacher")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return NotebookGrade(job.student, job.notebook, "graded", "", rows, cells,
-                         _notes(nb, cells, s), restarts)
+    notes = ([job.note] if job.note else []) + _notes(nb, cells, s)
+    return NotebookGrade(job.student, job.notebook, "graded", "", rows, cells, notes, restarts)
 
 
-def _grade_exercise(session: Session, job: Job, ex: Exercise, nb: Any, cells: list[CellResult]) -> ExerciseGrade:
+def _grade_exercise(session: Session, job: Job, ex: Exercise, nb: Any, cells: list[CellResult],
+                    kit: str) -> ExerciseGrade:
     if ex.kind == "manual":
         return ExerciseGrade(job.student, job.notebook, ex.label, None, ex.points, "manual",
                              "graded by hand by your teacher")
+    session.allow_restarts(job.settings.max_restarts)  # one crashing exercise does not use up the others'
     parts = []
     for part in ex.parts:
-        r = session.run(part_code(part.code, part.name), record=False)
+        token = secrets.token_hex(16)
+        code = part_code(part.code, part.name, kit, token, ex.forbidden, ex.names)
+        r = session.run(code, record=False, expressions={"t": TOKEN_NAME})
         status, message = explain_run(r.status, r.ename, r.evalue, ex.names, session.cell_timeout)
+        if status == "passed" and token not in r.expressions.get("t", ""):
+            status, message = "failed", ("not tested: the test did not run to its end although the kernel said it "
+                                         "did; does your notebook rewrite the code it runs (input transformer)?")
+        if forbidden_calls(r.evalue):
+            message = (f"no credit: your solution calls {forbidden_calls(r.evalue)}, which this exercise asks "
+                       "you to write yourself")
+        if tampering(r.evalue):
+            message = (f"not tested: your notebook changed how Python runs code ({tampering(r.evalue)}); "
+                       "remove that code to be graded")
         parts.append(PartResult(part.name, part.hidden, status, message))
     passed = sum(p.status == "passed" for p in parts)
     points = round(ex.points * passed / len(parts), 4) if parts else 0.0
@@ -369,22 +407,50 @@ def grade(
     env.pop("COURSE_DATA", None)  # shared only when asked for: see _grade
     if data_root:
         env["COURSE_DATA"] = str(Path(data_root).resolve())
-    settings = Settings(env, cell_timeout, total_timeout)
     out = Path(out)
     feedback_dir = Path(feedback_dir) if feedback_dir else out.parent / "feedback"
-    with _opened(Path(submissions)) as root:
+    summary = out.with_name(out.stem + "_summary.csv")
+    partial = PartialResults(out, _fingerprint(key, fast, cell_timeout, total_timeout, data_root))
+    set_aside(out, summary)  # until the new sheet is written, no older one looks current
+    batch_dir = Path(tempfile.mkdtemp(prefix="grading-"))
+    os.chmod(batch_dir, 0o711)  # kernels with their own user id reach their folder, list no other
+    settings = Settings(env, cell_timeout, total_timeout, batch_dir=batch_dir, shared=data_root)
+    with _opened(Path(submissions)) as root, _removed(batch_dir):
+        settings.hide = grader_secrets(root, Path(submissions), key, out, summary, feedback_dir, batch_dir,
+                                       partial.folder)
         jobs, skipped = find_jobs(root, exercises, settings, notebooks)
-        results = []
-        for job, result in parallel_map(grade_notebook, jobs, workers, desc="grading",
+        results, todo = [], []
+        for slot, job in enumerate(jobs):
+            job.slot, hashed = slot, file_hash(job.path)
+            done = partial.load(job.student, job.notebook, hashed)  # graded by an interrupted run
+            results.append(done) if done else todo.append((job, hashed))
+        hashes = {id(job): h for job, h in todo}
+        for job, result in parallel_map(grade_notebook, [j for j, _ in todo], workers, desc="grading",
                                         label=lambda j: f"{j.student}/{j.notebook}"):
             if isinstance(result, Exception):  # the worker process itself died
                 result = _unscored(job, "error", f"the grading process died ({type(result).__name__}: {result})")
+            partial.save(result, hashes[id(job)])
             results.append(result)
     results.sort(key=lambda g: (g.student, g.notebook))
     rows = [e for g in results for e in g.exercises]
-    report = GradeReport(results, rows, out, out.with_name(out.stem + "_summary.csv"), feedback_dir, skipped)
+    report = GradeReport(results, rows, out, summary, feedback_dir, skipped, isolation())
     _write(report)
+    partial.remove()
     return report
+
+
+def _fingerprint(key: Union[str, os.PathLike], *settings: Any) -> str:
+    """The key's contents and the settings: a resumed batch reuses results only when both are the same."""
+    path = Path(key) / KEY_FILE if Path(key).is_dir() else Path(key)
+    return hashlib.sha256(path.read_bytes() + json.dumps([str(x) for x in settings]).encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def _removed(folder: Path) -> Iterator[Path]:
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -407,18 +473,12 @@ def _opened(path: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _csv(rows: list[dict[str, str]], fields: list[str]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields)
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
 def _write(report: GradeReport) -> None:
     """Grade sheet, summary and feedback files, each written atomically."""
-    write_atomic(report.grades_csv, _csv([r.row() for r in report.rows], FIELDS))
-    write_atomic(report.summary_csv, _csv(exercise_summary(report.rows), SUMMARY_FIELDS))
+    where = {"isolation": report.isolation}
+    write_atomic(report.grades_csv, csv_text([r.row() | where for r in report.rows], FIELDS))
+    write_atomic(report.summary_csv, csv_text([r | where for r in exercise_summary(report.rows)],
+                                              SUMMARY_FIELDS + ["isolation"]))
     by_student: dict[str, list[NotebookGrade]] = {}
     for g in report.notebooks:
         by_student.setdefault(g.student, []).append(g)
@@ -452,7 +512,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     students = sorted({g.student for g in report.notebooks})
-    print(f"graded {len(report.notebooks)} notebook(s) of {len(students)} student(s)")
+    print(f"graded {len(report.notebooks)} notebook(s) of {len(students)} student(s); kernels: {report.isolation}")
     for line in exercise_summary(report.rows):
         print(f"  {line['notebook']} {line['exercise']}: mean {line['mean_points'] or '-'} / {line['max_points']}, "
               f"full marks {line['full_marks']}/{line['students']}"

@@ -19,11 +19,13 @@ import re
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Mapping, Optional
 
 from jupyter_client import KernelManager
+
+from .sandbox import Confinement
 
 MAX_OUTPUT = 20_000  # characters of stdout/stderr kept per run (a print loop must not eat memory)
 POLL = 0.5  # seconds between liveness checks while a cell is quiet
@@ -57,6 +59,7 @@ class RunResult:
     output: str = ""  # stdout, stderr and text results, the last MAX_OUTPUT characters
     seconds: float = 0.0
     kernel_lost: bool = False  # the kernel died or was killed: restart it before running more
+    expressions: dict[str, str] = field(default_factory=dict)  # user_expressions asked for -> text/plain
 
     @property
     def error(self) -> str:
@@ -105,11 +108,13 @@ class Kernel:
         kernel_name: str = "python3",
         startup_timeout: float = 60.0,
         log_path: Optional[os.PathLike | str] = None,
+        confine: Optional[Confinement] = None,
     ):
         self.cwd, self.env = str(cwd), dict(os.environ if env is None else env)
         # ipykernel < 6.22 (Colab ships 6.17.1) starts debugpy, which writes a frozen-modules
         # warning into the kernel's log on Python 3.11+, where a crash report would quote it
         self.env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+        self.confine = confine  # graded kernels: limits, own user id, and the sandbox where there is one
         self.kernel_name, self.startup_timeout = kernel_name, startup_timeout
         self.log_path = Path(log_path) if log_path else None
         self.km: Optional[KernelManager] = None
@@ -132,6 +137,8 @@ class Kernel:
         if self.log_path:
             self._log = open(self.log_path, "wb")  # kept open while the kernel lives
             sink = self._log
+        if self.confine:
+            self._confine(self.km, self.confine)
         try:
             # An in-memory history: parallel kernels sharing ~/.ipython's sqlite file lock each other.
             self.km.start_kernel(cwd=self.cwd, env=self.env, stdout=sink, stderr=sink,
@@ -142,6 +149,19 @@ class Kernel:
         except Exception as err:
             self.shutdown()
             raise KernelStartError(f"could not start the {self.kernel_name!r} kernel in {self.cwd}: {err}") from err
+
+    @staticmethod
+    def _confine(km: KernelManager, c: Confinement) -> None:
+        """Unix sockets in the scratch folder (the sandbox has no network), and the confined command."""
+        for sub in ("ipc", "runtime", "home"):
+            (c.scratch / sub).mkdir(exist_ok=True)
+        km.transport, km.ip = "ipc", str(c.scratch / "ipc" / "kernel")
+        km.connection_file = str(c.scratch / "runtime" / "kernel.json")
+        km.write_connection_file()
+        km.kernel_spec.argv = c.command(list(km.kernel_spec.argv))
+        # a signal would reach the launcher, not the kernel in its own session: ask the kernel itself
+        km.kernel_spec.interrupt_mode = "message"
+        c.prepare()
 
     def shutdown(self) -> None:
         """Kill the kernel (and its children) and release its ports; safe to call twice."""
@@ -156,6 +176,8 @@ class Kernel:
         except Exception:  # a kernel already gone is what we want
             pass
         self.kc, self.km = None, None
+        if self.confine:
+            self.confine.kill_leftovers()
         if self._log:
             self._log.close()
             self._log = None
@@ -175,6 +197,10 @@ class Kernel:
     def is_alive(self) -> bool:
         return self.km is not None and self.km.is_alive()
 
+    def kernel_lost_quietly(self) -> bool:
+        """The kernel died between two runs (after its last reply): nobody has noticed it yet."""
+        return self.km is not None and not self.km.is_alive()
+
     def exit_code(self) -> Optional[int]:
         """The kernel process's exit code once it died (-9: killed, often for lack of memory)."""
         process = getattr(getattr(self.km, "provisioner", None), "process", None)
@@ -190,16 +216,23 @@ class Kernel:
         return (fatal or lines[-1:] or [""])[0][:300]
 
     # ------------------------------------------------------------------ running code
-    def run(self, code: str, timeout: float) -> RunResult:
+    def run(self, code: str, timeout: float, silent: bool = False,
+            expressions: Optional[dict[str, str]] = None) -> RunResult:
         """Run ``code`` and wait at most ``timeout`` seconds for it.
 
         On timeout the kernel is interrupted (KeyboardInterrupt); if the code still does
         not stop within GRACE seconds the kernel is killed and ``kernel_lost`` is set.
+        ``silent=True`` (the grader's own code) runs no ``pre_run_cell``/``post_run_cell``
+        hooks and stores nothing in the kernel's history. The outcome is the
+        ``execute_reply`` status: an exception that a custom handler hid from IOPub
+        still counts as an error. ``expressions`` are evaluated after the code (Jupyter's
+        ``user_expressions``, which no input transformer rewrites) and returned as text.
         """
         if not self.is_alive():
             return RunResult("dead", evalue="the kernel is not running", kernel_lost=True)
         start = time.monotonic()
-        msg_id = self.kc.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
+        msg_id = self.kc.execute(code, silent=silent, store_history=not silent, allow_stdin=False,
+                                 stop_on_error=False, user_expressions=expressions or {})
         got = _Collector()
         idle = self._wait_idle(msg_id, got, start + timeout)
         if STOP.is_set():
@@ -209,10 +242,19 @@ class Kernel:
             return self._dead(got, time.monotonic() - start)
         if not idle:
             return self._after_timeout(msg_id, got, timeout, start)
-        if not self._wait_reply(msg_id) and not got.ename:
+        reply = self._wait_reply(msg_id)
+        if reply is None and not got.ename:
             got.ename, got.evalue = "NoReply", "the kernel went idle without replying"
+        elif reply is not None and reply.get("status") != "ok" and not got.ename:
+            # An error the kernel reported only in its reply: e.g. a custom exception handler
+            # (set_custom_exc) swallowed the traceback that IOPub would have carried.
+            got.ename = str(reply.get("ename") or "Error")
+            got.evalue = str(reply.get("evalue") or f"the kernel replied {reply.get('status')!r}")
         status = "error" if got.ename else "ok"
-        return RunResult(status, got.ename, got.evalue, got.traceback, got.output, time.monotonic() - start)
+        values = {k: str(v.get("data", {}).get("text/plain", "")) for k, v in
+                  ((reply or {}).get("user_expressions") or {}).items() if isinstance(v, dict)}
+        return RunResult(status, got.ename, got.evalue, got.traceback, got.output, time.monotonic() - start,
+                         expressions=values)
 
     def _wait_idle(self, msg_id: str, got: _Collector, deadline: float) -> bool:
         """Read IOPub until the kernel is idle after ``msg_id`` (True), the deadline (False) or its death."""
@@ -229,19 +271,19 @@ class Kernel:
             if msg.get("parent_header", {}).get("msg_id") == msg_id and got.add(msg):
                 return True
 
-    def _wait_reply(self, msg_id: str, timeout: float = 5.0) -> bool:
-        """Consume the shell reply of ``msg_id`` (older replies of interrupted runs are skipped)."""
+    def _wait_reply(self, msg_id: str, timeout: float = 5.0) -> Optional[dict[str, Any]]:
+        """The content of the shell reply to ``msg_id`` (older replies of interrupted runs are skipped)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 reply = self.kc.get_shell_msg(timeout=POLL)
             except queue.Empty:
                 if not self.is_alive():
-                    return False
+                    return None
                 continue
             if reply.get("parent_header", {}).get("msg_id") == msg_id:
-                return True
-        return False
+                return reply.get("content", {})
+        return None
 
     def _after_timeout(self, msg_id: str, got: _Collector, timeout: float, start: float) -> RunResult:
         try:

@@ -36,6 +36,8 @@ _MARKER_WORDS = re.compile(r"(BEGIN|END) (SOLUTION|HIDDEN TESTS)")
 # its letters, lower-cased, spell one of these.
 _NEAR_MISSES = {f"{a}{b}{s}" for a in ("begin", "end") for b in ("solution", "hiddentest") for s in ("", "s")}
 _TEST_LINE = re.compile(r"^\s*#\s*test:\s*(.*?)\s*$")
+# "# forbidden: course_utils.basics.filters.conv2d, scipy.signal.correlate2d" in a grade cell
+_FORBIDDEN_LINE = re.compile(r"^\s*#\s*forbidden:\s*(.*?)\s*$", re.MULTILINE)
 _GRADE_ID = re.compile(r"^[A-Za-z0-9_\-]+$")  # nbgrader's rule for grade_id
 
 
@@ -71,6 +73,7 @@ class Exercise:
     solution_id: Optional[str] = None  # grade_id of the solution cell it checks
     names: list[str] = field(default_factory=list)  # what that solution cell defines
     parts: list[Part] = field(default_factory=list)
+    forbidden: list[str] = field(default_factory=list)  # dotted names the solution must not call
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -268,6 +271,12 @@ def _without_magics(source: str) -> str:
 
 
 # --------------------------------------------------------------------------- notebooks
+def forbidden_names(source: str) -> list[str]:
+    """The dotted names listed on ``# forbidden:`` lines of a grade cell (what the solution must not call)."""
+    names = [n.strip() for line in _FORBIDDEN_LINE.findall(source) for n in line.split(",")]
+    return [n for n in names if n]
+
+
 def parse_master(nb: Any, nb_name: str) -> Master:
     """Check every marker of a master notebook and return its exercises.
 
@@ -303,6 +312,7 @@ def parse_master(nb: Any, nb_name: str) -> Master:
             id=gid, label=gid, points=float(meta["points"]), kind="manual" if manual else "auto", cell=i,
             solution_id=pending[0] if pending and not manual else None,
             names=pending[1] if pending and not manual else [], parts=parts,
+            forbidden=forbidden_names(cell.source) if not manual else [],
         ))
         pending = None if not manual else pending
     if problems:

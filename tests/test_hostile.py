@@ -1,0 +1,293 @@
+"""A hostile class: submissions that try to get marks they did not earn or to harm classmates.
+
+ONE grade call over every attack of issue 18 (and a few more) plus honest classmates. For
+each attacker: no credit not earned; for every classmate: the grade they earned; and after
+the batch: no process of it survives, the key and the kit are unchanged.
+"""
+
+import csv
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+from nbformat.v4 import new_code_cell
+from test_grading import RIGHT, SECRET, demo_master, read_notebook, solved, write_nb
+
+from course_utils.grading import grade as grading
+from course_utils.grading import sandbox, sheet
+from course_utils.grading.key import load_key
+from course_utils.grading.release import release
+
+KIT = Path(grading.__file__).resolve().parent.parent
+FULL = {"01_double": "3", "01_total": "2", "01_secret": "2", "01_explain": ""}
+ZERO = {"01_double": "0", "01_total": "0", "01_secret": "0", "01_explain": ""}
+
+
+def tree_hash(folder):
+    h = hashlib.sha256()
+    for p in sorted(Path(folder).rglob("*")):
+        if p.is_file() and "__pycache__" not in p.parts:
+            h.update(str(p.relative_to(folder)).encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+def sha(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def marked_processes(marker):
+    """Processes whose environment carries ``marker`` (every kernel of the batch inherits it)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                if marker.encode() in Path(f"/proc/{pid}/environ").read_bytes():
+                    found.append(pid)
+            except OSError:
+                pass
+    return found
+
+
+# Each attack is one cell added after the last exercise of the untouched student version
+# (or, with "solved", of an honest student's notebook).
+ATTACKS = {
+    "custom_exc": "get_ipython().set_custom_exc((Exception,), lambda *a, **k: None)",
+    "patched_checks": ("import importlib, course_utils.checks as c\n"
+                       "for n in dir(c):\n    if n.startswith('check_'):\n        setattr(c, n, lambda *a, **k: None)\n"
+                       "importlib.reload = lambda m: m\nimportlib.import_module = lambda *a, **k: c"),
+    "transformer": ("def _leak(lines):\n    open('/tmp/leaked_tests.txt', 'a').write(''.join(lines))\n"
+                    "    return ['pass\\n']\n"
+                    "get_ipython().input_transformers_cleanup.append(_leak)\n"
+                    "get_ipython().input_transformers_post.append(_leak)"),
+    "ast_transformer": ("import ast\nclass Gut(ast.NodeTransformer):\n"
+                        "    def visit_Module(self, node):\n        return ast.Module(body=[], type_ignores=[])\n"
+                        "get_ipython().ast_transformers.append(Gut())"),
+    "run_hook": ("def _hook(info):\n    open('/tmp/leaked_tests.txt', 'a').write(str(info.raw_cell))\n"
+                 "get_ipython().events.register('pre_run_cell', _hook)"),
+    "shadow_kit": ("import os\nos.makedirs('course_utils', exist_ok=True)\n"
+                   "open('course_utils/__init__.py', 'w').write('')\n"
+                   "open('course_utils/checks.py', 'w').write("
+                   "'def check_close(*a, **k): pass\\ndef check_equal(*a, **k): pass\\n"
+                   "def check_true(*a, **k): pass\\n')\n"
+                   "import sys\nsys.path.insert(0, os.getcwd())\n"
+                   "for m in [m for m in sys.modules if m.startswith('course_utils')]:\n    del sys.modules[m]"),
+    "kit_append": ("import course_utils.checks as c\n"
+                   "open(c.__file__, 'a').write('\\ndef check_close(*a, **k): pass\\n"
+                   "def check_equal(*a, **k): pass\\n')"),
+    "builtins": "import builtins\nbuiltins.sum = lambda *a, **k: 0\nbuiltins.abs = lambda x: 0",
+    "parent_kill": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)",
+    "orphan": ("import subprocess\n"
+               "subprocess.Popen(['setsid', 'sh', '-c', 'sleep 30; echo HACKED > {out}'], start_new_session=True)"),
+}
+NEED_SANDBOX = {  # attacks that only the sandbox stops (docs/grading.md, "what isolation covers")
+    "overwrite_classmates": ("import os\nfor top in ('/tmp', os.path.dirname(os.path.dirname(os.getcwd()))):\n"
+                             "    for folder, _, files in os.walk(top):\n"
+                             "        if '01_demo.ipynb' in files and folder != os.getcwd():\n"
+                             "            try:\n"
+                             "                open(os.path.join(folder, '01_demo.ipynb'), 'a').write('broken')\n"
+                             "            except OSError:\n                pass"),
+    "read_key": ("import glob\nKEYS = [open(p).read() for p in glob.glob('/tmp/**/key.json', recursive=True)]\n"
+                 "def secret():\n    return 1234 if any('1234' in k for k in KEYS) else 0"),
+}
+EARNED = {"read_key": {"01_secret": "1"}}  # its secret() returns an int: the visible check passes
+HONEST_WITH = {  # honest work plus something careless: full marks all the same
+    "exit_mid": "exit()\nprint('after exit')",
+    "quit_mid": "quit()",
+}
+
+
+@pytest.fixture(scope="module", params=["sandbox", "plain"])
+def hostile(request, tmp_path_factory):
+    """The batch, in the sandbox (where bubblewrap runs) and without it (as on Colab or macOS)."""
+    if request.param == "sandbox" and sandbox.bwrap_problem():
+        pytest.skip(f"no sandbox here: {sandbox.bwrap_problem()}")
+    with pytest.MonkeyPatch.context() as mp:
+        if request.param == "plain":
+            mp.setenv("COURSE_GRADER_NO_SANDBOX", "1")
+        sandbox.bwrap_problem.cache_clear()
+        yield run_batch(tmp_path_factory.mktemp(f"hostile_{request.param}"), request.param == "sandbox")
+    sandbox.bwrap_problem.cache_clear()
+
+
+def run_batch(base, sandboxed):
+    out = base / "out" / "grades.csv"
+    attacks = dict(ATTACKS, **(NEED_SANDBOX if sandboxed else {}))
+    rel = release_demo(base)
+    student = read_notebook(rel.student_dir / "01_demo.ipynb")
+    subs = base / "subs"
+    last = max(i for i, c in enumerate(student.cells) if c.metadata.get("nbgrader", {}).get("grade"))
+    for name, code in attacks.items():
+        nb = solved(student, {})
+        nb.cells.insert(last + 1, new_code_cell(code.replace("{out}", str(out))))
+        write_nb(nb, subs / name / "01_demo.ipynb")
+    for name, code in HONEST_WITH.items():
+        nb = solved(student, RIGHT)
+        nb.cells.insert(4, new_code_cell(code))
+        write_nb(nb, subs / name / "01_demo.ipynb")
+    # a careless double() that kills the kernel on the hidden inputs: only double's tests suffer
+    crashing = dict(RIGHT, **{"01_double": "import os\ndef double(x):\n    if isinstance(x, float):\n"
+                                           "        os._exit(3)\n    return 2 * x"})
+    write_nb(solved(student, crashing), subs / "crashing_function" / "01_demo.ipynb")
+    for friend in ("honest_1", "honest_2", "=1+1", "..."):  # folder names taken as given
+        write_nb(solved(student, RIGHT), subs / friend / "01_demo.ipynb")
+    write_nb(student, subs / "two_copies" / "01_demo.ipynb")  # the untouched one, named as expected
+    write_nb(solved(student, RIGHT), subs / "two_copies" / "Copy of 01_demo.ipynb")
+    write_nb(demo_master(), subs / "master" / "01_demo.ipynb")
+    sub_hashes = {p: sha(p) for p in subs.rglob("*.ipynb")}
+    Path("/tmp/leaked_tests.txt").unlink(missing_ok=True)
+    key_before, kit_before = tree_hash(rel.grader_dir), tree_hash(KIT)
+    marker = f"hostile-{os.getpid()}-{id(base)}"
+    os.environ["COURSE_GRADER_TEST_MARK"] = marker
+    try:
+        report = grading.grade(subs, rel.grader_dir, out, workers=2, cell_timeout=10, total_timeout=120)
+    finally:
+        del os.environ["COURSE_GRADER_TEST_MARK"]
+    rows = {(r["student_id"], r["exercise"]): r for r in csv.DictReader(report.grades_csv.open(encoding="utf-8"))}
+    survivors = marked_processes(marker)
+    leaked = Path("/tmp/leaked_tests.txt").read_text() if Path("/tmp/leaked_tests.txt").exists() else ""
+    return {"report": report, "rows": rows, "survivors": survivors, "leaked": leaked, "attacks": attacks,
+            "subs_changed": sorted(str(p) for p in set(sub_hashes) | set(subs.rglob("*.ipynb"))
+                                   if not p.exists() or sub_hashes.get(p) != sha(p)),
+            "sandboxed": sandboxed,
+            "key_same": key_before == tree_hash(rel.grader_dir), "kit_same": kit_before == tree_hash(KIT)}
+
+
+def release_demo(base):
+    write_nb(demo_master(), base / "masters" / "01_demo.ipynb")
+    return release(base / "masters", base / "release")
+
+
+def points(rows, student):
+    return {ex: r["points"] for (s, ex), r in rows.items() if s == student}
+
+
+def test_attacks_earn_nothing(hostile):
+    rows = hostile["rows"]
+    for attack in hostile["attacks"]:
+        earned = dict(ZERO, **EARNED.get(attack, {}))
+        assert points(rows, attack) == earned, {ex: r["message"] for (s, ex), r in rows.items() if s == attack}
+
+
+def test_the_sheet_says_how_kernels_were_confined(hostile):
+    line = next(iter(hostile["rows"].values()))["isolation"]
+    assert line.startswith("isolated (bubblewrap" if hostile["sandboxed"] else "NOT ISOLATED")
+    assert hostile["report"].summary_csv.read_text(encoding="utf-8").count(line) >= 1
+
+
+def test_tampering_is_named_in_the_message(hostile):
+    rows = hostile["rows"]
+    assert "not done yet" in rows["custom_exc", "01_double"]["message"]  # the reply's status, not IOPub
+    assert "the builtin abs() was replaced" in rows["builtins", "01_double"]["message"]
+    assert "not tested: the test did not run to its end" in rows["transformer", "01_double"]["message"]
+
+
+def test_classmates_get_what_they_earned(hostile):
+    rows = hostile["rows"]
+    for student in ("honest_1", "honest_2", "'=1+1", "...", "master", "exit_mid", "quit_mid"):
+        assert points(rows, student) == FULL, (student, [r["message"] for (s, _), r in rows.items() if s == student])
+
+
+def test_a_crashing_function_costs_only_its_own_tests(hostile):
+    got = points(hostile["rows"], "crashing_function")
+    assert got["01_total"] == "2" and got["01_secret"] == "2", got
+    assert got["01_double"] not in ("3", "0"), got  # the visible check (integers) still passes
+
+
+def test_hidden_tests_do_not_leak_to_student_hooks(hostile):
+    assert str(SECRET) not in hostile["leaked"]
+    assert "arrays of any shape" not in hostile["leaked"]
+
+
+def test_no_process_survives_and_key_and_kit_are_unchanged(hostile):
+    assert hostile["survivors"] == []
+    assert hostile["key_same"] and hostile["kit_same"]
+
+
+def test_submissions_are_unchanged(hostile):
+    assert hostile["subs_changed"] == [], "a kernel changed a submission"
+
+
+def test_csv_cells_cannot_be_formulas(hostile):
+    text = hostile["report"].grades_csv.read_text(encoding="utf-8")
+    assert "\n'=1+1,01_demo.ipynb," in text and "\n=1+1," not in text
+    assert ("'=1+1", "01_double") in hostile["rows"]
+
+
+def test_two_copies_are_named_in_the_feedback(hostile):
+    assert points(hostile["rows"], "two_copies")["01_double"] == "0"  # the file named as expected is graded
+    text = (hostile["report"].feedback_dir / "two_copies.md").read_text(encoding="utf-8")
+    assert "your folder holds 2 copies of 01_demo.ipynb: the grader graded 01_demo.ipynb" in text
+    assert "Copy of 01_demo.ipynb" in text
+
+
+def test_an_interrupted_batch_resumes_and_no_old_sheet_looks_current(tmp_path):
+    """A saved per-notebook result is used as is; a sheet of an earlier run is set aside at the start."""
+    rel = release_demo(tmp_path)
+    subs, out = tmp_path / "subs", tmp_path / "res" / "grades.csv"
+    write_nb(demo_master(), subs / "done" / "01_demo.ipynb")
+    write_nb(solved(read_notebook(rel.student_dir / "01_demo.ipynb"), RIGHT), subs / "todo" / "01_demo.ipynb")
+    out.parent.mkdir()
+    out.write_text("student_id\nstale\n")
+    settings = dict(workers=1, cell_timeout=20, total_timeout=120)
+    partial = sheet.PartialResults(out, grading._fingerprint(rel.grader_dir, True, 20, 120, None))
+    [done] = [j for j in grading.find_jobs(subs, load_key(rel.grader_dir), None)[0] if j.student == "done"]
+    saved = grading._unscored(done, "graded", "graded before the batch was killed")
+    partial.save(saved, sheet.file_hash(done.path))
+    report = grading.grade(subs, rel.grader_dir, out, **settings)
+    rows = {(r["student_id"], r["exercise"]): r for r in csv.DictReader(out.open(encoding="utf-8"))}
+    assert rows["done", "01_double"]["message"] == "graded before the batch was killed"  # not graded again
+    assert rows["todo", "01_double"]["points"] == "3"
+    assert (tmp_path / "res" / "grades.previous.csv").read_text() == "student_id\nstale\n"
+    assert not partial.folder.exists() and report.grades_csv == out
+
+
+# --------------------------------------------------------------------------- forbidden calls
+FORBIDDEN_TEST = """from course_utils.checks import check_function
+from course_utils.basics.filters import conv2d as reference
+import numpy as np
+rng = np.random.default_rng(0)
+check_function(conv2d, reference, [(rng.normal(size=(n, n)), rng.normal(size=(3, 3))) for n in (4, 7)])
+"""
+FORBIDDEN = ["course_utils.basics.filters.conv2d", "scipy.signal.correlate2d"]
+SHORTCUTS = {
+    "alias": "from course_utils.basics.filters import conv2d",
+    "wrapper": "from course_utils.basics.filters import conv2d as ref\ndef conv2d(i, k):\n    return ref(i, k)",
+    "closure": ("def make():\n    import course_utils.basics.filters as f\n    g = f.conv2d\n"
+                "    def conv2d(i, k):\n        return g(i, k)\n    return conv2d\nconv2d = make()"),
+    "partial": "import functools\nfrom course_utils.basics import filters\nconv2d = functools.partial(filters.conv2d)",
+    "library": "import scipy.signal as s\ndef conv2d(i, k):\n    return s.correlate2d(i, k, mode='valid')",
+    "unhook": ("import sys\nimport scipy.signal as s\n"
+               "def conv2d(i, k):\n    sys.setprofile(None)\n    return s.correlate2d(i, k, mode='valid')"),
+}
+HONEST_CONV = ("import numpy as np\ndef conv2d(i, k):\n    n, m = k.shape\n"
+               "    return np.array([[np.sum(i[r:r + n, c:c + m] * k)"
+               " for c in range(i.shape[1] - m + 1)] for r in range(i.shape[0] - n + 1)])")
+
+
+@pytest.mark.parametrize("case", [*SHORTCUTS, "honest"])
+def test_forbidden_calls_earn_nothing_but_the_test_may_use_the_reference(case, tmp_path):
+    from course_utils.grading.execute import Session
+    from course_utils.grading.guard import PREPARE_CODE, TOKEN_NAME, forbidden_calls, part_code
+
+    kit = str(KIT.parent)
+    with Session(tmp_path, cell_timeout=60) as session:
+        assert session.run(SHORTCUTS.get(case, HONEST_CONV)).status == "ok"
+        session.run(PREPARE_CODE, record=False)
+        r = session.run(part_code(FORBIDDEN_TEST, "t", kit, "tok3n", FORBIDDEN, ["conv2d"]), record=False,
+                        expressions={"t": TOKEN_NAME})
+    if case == "honest":
+        assert (r.status, "tok3n" in r.expressions["t"]) == ("ok", True), r.error
+    else:
+        assert r.status == "error" and "tok3n" not in r.expressions.get("t", "")
+        called = forbidden_calls(r.evalue)
+        assert called, r.error
+        if case != "unhook":
+            assert called in FORBIDDEN
+
+
+def test_forbidden_lines_are_read_from_the_grade_cell():
+    from course_utils.grading.markers import forbidden_names
+
+    cell = "check(x)\n### BEGIN HIDDEN TESTS\n# forbidden: a.b, scipy.signal.correlate2d\n# test: t\nf()\n"
+    assert forbidden_names(cell) == ["a.b", "scipy.signal.correlate2d"]
