@@ -7,7 +7,8 @@ import torch
 from course_utils.__main__ import main
 from course_utils.captioning.attention import ShowAttendTell
 from course_utils.captioning.train import caption_loss
-from course_utils.tools.bench import PaddedDecoder, padded_loss, side_by_side
+from course_utils.tools.bench_data import PaddedDecoder, padded_loss
+from course_utils.tools.bench_timing import side_by_side
 
 
 def _batch(vocab_size: int = 30, lengths=(7, 4, 5, 3)):

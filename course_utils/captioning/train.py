@@ -190,7 +190,10 @@ def evaluate(
         eval_set = Subset(eval_set, range(min(limit, len(eval_set))))
     loader = DataLoader(eval_set, batch_size=batch_size, collate_fn=collate_eval)
     results = caption_batches(model, loader, vocab, beam_size, max_len, length_penalty)
-    scores = caption_scores([r.words for r in results], [r.references for r in results], meteor=meteor)
+    source = eval_set.dataset if isinstance(eval_set, Subset) else eval_set
+    raw = getattr(getattr(source, "data", None), "captions", None)  # as written: the COCO protocol tokenises them
+    references = [raw[r.image] if raw is not None else r.references for r in results]
+    scores = caption_scores([r.words for r in results], references, meteor=meteor)
     return {**scores, "beam_size": float(beam_size)}, results
 
 
@@ -363,10 +366,10 @@ def fit(
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
 
-        bleu4 = math.nan
+        bleu4, protocol = math.nan, ""
         if rank == 0 and eval_set is not None and cfg.bleu_images > 0:
             scores, results = evaluate(model, eval_set, vocab, 1, cfg.max_len, limit=cfg.bleu_images)
-            bleu4 = scores["bleu4"]
+            bleu4, protocol = scores["bleu4"], f" ({scores['protocol']})"
             for r in results[: cfg.samples]:
                 log(f"  sample {r.image}: {' '.join(r.words)}   | reference: {' '.join(r.references[0])}")
         for key, value in (("train_loss", train_loss), ("val_loss", val_loss), ("val_perplexity", perplexity(val_loss)),
@@ -379,7 +382,7 @@ def fit(
             trainer["bad_epochs"] += 1
         if rank == 0:
             log(f"epoch {epoch}/{cfg.epochs}: train_loss {train_loss:.3f}, val_loss {val_loss:.3f}, "
-                f"val_perplexity {perplexity(val_loss):.2f}, val_bleu4 {bleu4:.1f}, lr {lr:.2g}, "
+                f"val_perplexity {perplexity(val_loss):.2f}, val_bleu4 {bleu4:.1f}{protocol}, lr {lr:.2g}, "
                 f"{history['seconds'][-1]:.1f} s")  # fmt: skip
             if cfg.checkpoint:
                 contents = dict(
