@@ -98,6 +98,27 @@ class _LoadTransformed:
         return self.transform(load_image(self.data.image_path(key)))  # (3, H, W)
 
 
+def image_batches(
+    data: CaptionData,
+    keys: list[str],
+    transform: Callable,
+    batch_size: int = 32,
+    num_workers: Optional[int] = None,
+    device: Union[str, torch.device] = "cpu",
+    multiprocessing_context: Optional[str] = None,
+) -> DataLoader:
+    """Batches ``(batch, 3, H, W)`` of the images of ``keys``, decoded by ``num_workers`` processes.
+
+    ``num_workers`` None: :func:`default_workers`. On CUDA the batches are in pinned memory,
+    so ``images.to(device, non_blocking=True)`` overlaps the copy with the GPU's work.
+    """
+    workers = default_workers() if num_workers is None else num_workers
+    return DataLoader(_Keyed(keys, _LoadTransformed(data, transform)), batch_size=batch_size, num_workers=workers,
+                      pin_memory=torch.device(device).type == "cuda",
+                      multiprocessing_context=multiprocessing_context if workers else None,
+                      prefetch_factor=4 if workers else None)  # fmt: skip
+
+
 class _DiskArray:
     """One memory-mapped ``.npy`` array whose rows belong to image keys, plus ``meta.json``."""
 
@@ -240,12 +261,9 @@ class FeatureCache(_DiskArray):
                 print(f"features: reusing {self.dir}")
                 return self.load()
             print(f"features: {self.dir.name} was made with other encoder weights; rebuilding it")
-        device = torch.device(device)
-        workers = default_workers() if num_workers is None else num_workers
-        images = _Keyed(self.keys, _LoadTransformed(self.data, transform or eval_transform(self.image_size)))
-        loader = DataLoader(images, batch_size=batch_size, num_workers=workers, pin_memory=device.type == "cuda",
-                            multiprocessing_context=multiprocessing_context if workers else None,
-                            prefetch_factor=4 if workers else None)  # fmt: skip
+        transform = transform or eval_transform(self.image_size)
+        loader = image_batches(self.data, self.keys, transform, batch_size, num_workers, device,
+                               multiprocessing_context)  # fmt: skip
         was_training = encoder.training
         encoder.eval().to(device)
 

@@ -191,7 +191,7 @@ def evaluate(
     loader = DataLoader(eval_set, batch_size=batch_size, collate_fn=collate_eval)
     results = caption_batches(model, loader, vocab, beam_size, max_len, length_penalty)
     source = eval_set.dataset if isinstance(eval_set, Subset) else eval_set
-    raw = getattr(getattr(source, "data", None), "captions", None)  # as written: the COCO protocol tokenises them
+    raw = getattr(source, "raw_references", None)  # the captions as written: the COCO protocol tokenises them
     references = [raw[r.image] if raw is not None else r.references for r in results]
     scores = caption_scores([r.words for r in results], references, meteor=meteor)
     return {**scores, "beam_size": float(beam_size)}, results

@@ -39,6 +39,7 @@ The results, the machine and the command are written to ``docs/benchmarks.md`` (
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -46,6 +47,7 @@ import torch
 
 from course_utils.cli.cpu import choose_threads, speed_up_cpu
 from course_utils.tools.bench_data import ENCODER_DIM, SEED_VOCAB, SIZES, prepare
+from course_utils.tools.bench_flickr import first_images, make_flickr8k_like
 from course_utils.tools.bench_measures import (
     measure_beam,
     measure_cuda_extraction,
@@ -55,7 +57,16 @@ from course_utils.tools.bench_measures import (
 )
 from course_utils.tools.bench_memory import measure_memory
 from course_utils.tools.bench_notebooks import run_notebooks
-from course_utils.tools.bench_report import goal_text, machine_lines, report_line, write_report
+from course_utils.tools.bench_report import goal_text, machine_lines, report_line, write_report, write_section
+from course_utils.tools.bench_scale import (
+    QUICK_SCALES,
+    SCALES,
+    flickr8k_estimates,
+    growth,
+    rates,
+    run_scale,
+    scale_report,
+)
 from course_utils.tools.bench_timing import matmul_gflops
 
 FULL_REPORT = "docs/benchmarks.md"  # written only by a full run
@@ -72,6 +83,11 @@ def report_path(args: argparse.Namespace, sizes_name: str, kind: str = "") -> Pa
 # --------------------------------------------------------------------------- command line
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, no notebook suite (~3 min on 2 cores)")
+    parser.add_argument("--scale", action="store_true",
+                        help="time each stage of the real-data path at 1,000-8,091 images (Flickr8k's size; "
+                             "about 30 min on 2 cores, --quick stops at 2,000)")  # fmt: skip
+    parser.add_argument("--scales", type=_scales, default=None, metavar="N,N,...",
+                        help="--scale at these numbers of images instead (e.g. 250,500 on a busy machine)")
     parser.add_argument("--smoke", action="store_true", help="the smallest sizes: checks that it runs (tests)")
     parser.add_argument("--out", default=None, help=f"markdown report to write (default: {FULL_REPORT} for a full "
                         f"run, {QUICK_REPORTS}/ for --quick and --smoke, which never overwrite the full report)")
@@ -95,7 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     saved_threads = torch.get_num_threads()
     try:
-        return measure_all(args)
+        return measure_scale(args) if args.scale else measure_all(args)
     finally:  # leave the process as it was (tests call run() in-process)
         torch.set_num_threads(saved_threads)
         torch.set_flush_denormal(False)
@@ -175,3 +191,53 @@ def measure_all(args: argparse.Namespace) -> int:
     log(f"seconds: {seconds:.0f}")
     log(f"written: {out}")
     return 0
+
+
+def measure_scale(args: argparse.Namespace) -> int:
+    """``--scale``: the stand-in Flickr8k written once, then every stage at each scale, then the report."""
+    from course_utils.env import data_root, pick_device
+
+    start = time.perf_counter()
+    scales = args.scales or ((8, 16) if args.smoke else QUICK_SCALES if args.quick else SCALES)
+    device = pick_device(args.device)
+    root = (Path(args.data) if args.data else data_root() / "bench") / "scale"
+    threads = choose_threads(args.threads) if device.type == "cpu" else str(torch.get_num_threads())
+    machine = [*machine_lines(device), f"threads_chosen: {threads}"]
+    print("\n".join(machine), flush=True)
+    source = make_flickr8k_like(root / f"flickr8k_like_{max(scales)}", max(scales))
+    print(f"data: {source} ({max(scales)} JPEGs of 500 x 375, 5 captions each)", flush=True)
+    results, loads = {}, {}
+    for n in scales:
+        loads[n] = uptime()
+        print(f"scale {n}: {loads[n]}", flush=True)
+        folder = first_images(source, root / f"first_{n}", n)
+        results[n] = run_scale(folder, root / f"first_{n}" / "cache", device, torch.get_num_threads())
+        for name, value in rates(n, results[n]).items():
+            print(f"{name}: {value:.{2 if 'overlap' in name else 1}f}", flush=True)
+    for name, text in {**growth(results), **{k: f"{v:.0f} s" for k, v in flickr8k_estimates(results).items()}}.items():
+        print(f"{name}: {text}", flush=True)
+    size = "smoke" if args.smoke else "quick" if args.quick else "full"
+    command = "python -m course_utils bench --scale" + {"full": "", "quick": " --quick", "smoke": " --smoke"}[size]
+    command += f" --scales {','.join(map(str, scales))}" if args.scales else ""
+    out = report_path(args, size, kind="scale-")
+    write_section(out, "scale", scale_report(command, machine, results, loads, time.perf_counter() - start))
+    print(f"seconds: {time.perf_counter() - start:.0f}")
+    print(f"written: {out}")
+    return 0
+
+
+def _scales(text: str) -> tuple[int, ...]:
+    """``"250,500"`` -> ``(250, 500)``: increasing numbers of images, at most Flickr8k's 8,091."""
+    try:
+        scales = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers of images like 250,500, got {text!r}") from None
+    if not scales or list(scales) != sorted(set(scales)) or scales[0] < 8 or scales[-1] > 8091:
+        raise argparse.ArgumentTypeError(f"expected increasing numbers of images from 8 to 8091, got {text!r}")
+    return scales
+
+
+def uptime() -> str:
+    """The load averages, as ``uptime`` prints them."""
+    one, five, fifteen = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    return f"load average: {one:.2f}, {five:.2f}, {fifteen:.2f}"

@@ -178,7 +178,7 @@ the other. Sizes: `{sizes_name}` ({sizes}).
   `torch.autocast` (bfloat16 on Ampere or newer, float16 before) and channels-last tensors vs
   float32, batch 64.
 """
-    write_atomic(path, text)
+    write_section(path, "bench", text)
 
 
 def report_line(name: str, r: dict[str, Any]) -> list[str]:
@@ -190,3 +190,23 @@ def report_line(name: str, r: dict[str, Any]) -> list[str]:
         goal = goal_text(name, r["value"], r)
         lines.append(f"  kit {r['kit']:.3g} vs baseline {r['baseline']:.3g} {r['unit']} {goal}")
     return lines
+
+
+def write_section(path: Path, name: str, text: str) -> None:
+    """Put ``text`` between ``<!-- name:start -->`` and ``<!-- name:end -->`` in ``path``, keeping the rest.
+
+    The full benchmark and the scale study write their own sections of one report; a
+    report written before the sections existed counts as the ``bench`` section.
+    """
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n{text.strip()}\n{end}\n"
+    old = path.read_text(encoding="utf-8") if path.is_file() else ""
+    if old and "<!-- bench:start -->" not in old and "<!-- scale:start -->" not in old:
+        old = f"<!-- bench:start -->\n{old.strip()}\n<!-- bench:end -->\n"
+    if start in old and end in old:
+        before, rest = old.split(start, 1)
+        new = before + block + rest.split(end, 1)[1].lstrip("\n")
+    else:
+        new = (old.rstrip() + "\n\n" if old else "") + block
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, new)
