@@ -137,7 +137,7 @@ def test_bench_scale_smoke_prints_every_stage(tmp_path, capsys):
     out = tmp_path / "scale.md"
     assert main(["bench", "--scale", "--smoke", "--data", str(tmp_path / "data"), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    for n in (8, 16):
+    for n in (12, 24):
         for name in ("feature_cache_images_per_s", "decode_only_images_per_s", "encoder_only_images_per_s",
                      "feature_cache_overlap", "train_captions_per_s", "greedy_images_per_s", "beam3_images_per_s",
                      "peak_memory_mb"):  # fmt: skip

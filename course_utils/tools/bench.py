@@ -198,7 +198,7 @@ def measure_scale(args: argparse.Namespace) -> int:
     from course_utils.env import data_root, pick_device
 
     start = time.perf_counter()
-    scales = args.scales or ((8, 16) if args.smoke else QUICK_SCALES if args.quick else SCALES)
+    scales = args.scales or ((12, 24) if args.smoke else QUICK_SCALES if args.quick else SCALES)
     device = pick_device(args.device)
     root = (Path(args.data) if args.data else data_root() / "bench") / "scale"
     threads = choose_threads(args.threads) if device.type == "cpu" else str(torch.get_num_threads())
@@ -214,6 +214,9 @@ def measure_scale(args: argparse.Namespace) -> int:
         results[n] = run_scale(folder, root / f"first_{n}" / "cache", device, torch.get_num_threads())
         for name, value in rates(n, results[n]).items():
             print(f"{name}: {value:.{2 if 'overlap' in name else 1}f}", flush=True)
+    overlaps = {n: rates(n, r)[f"scale_feature_cache_overlap_{n}"] for n, r in results.items()}
+    print(f"scale_feature_cache_overlap_goal: {goal_text('feature_cache_overlap', min(overlaps.values()))} "
+          f"(lowest {min(overlaps.values()):.2f}, at {min(overlaps, key=overlaps.get)} images)", flush=True)
     for name, text in {**growth(results), **{k: f"{v:.0f} s" for k, v in flickr8k_estimates(results).items()}}.items():
         print(f"{name}: {text}", flush=True)
     size = "smoke" if args.smoke else "quick" if args.quick else "full"
@@ -232,8 +235,9 @@ def _scales(text: str) -> tuple[int, ...]:
         scales = tuple(int(x) for x in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected numbers of images like 250,500, got {text!r}") from None
-    if not scales or list(scales) != sorted(set(scales)) or scales[0] < 8 or scales[-1] > 8091:
-        raise argparse.ArgumentTypeError(f"expected increasing numbers of images from 8 to 8091, got {text!r}")
+    if not scales or list(scales) != sorted(set(scales)) or scales[0] < 12 or scales[-1] > 8091:
+        raise argparse.ArgumentTypeError(f"expected increasing numbers of images from 12 (the first prefix with a "
+                                         f"test image) to 8091, got {text!r}")
     return scales
 
 

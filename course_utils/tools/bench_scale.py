@@ -55,7 +55,7 @@ def _halves(data: Any, encoder: torch.nn.Module, device: torch.device) -> dict[s
     from course_utils.caption_data.cache import image_batches
     from course_utils.vision.image_io import eval_transform
 
-    keys = data.images()[:SAMPLE]
+    keys = data.images()[: min(SAMPLE, max(8, len(data.captions) // 4))]
     batch = min(32, len(keys))
     decode_s, _ = _seconds(lambda: [None for _ in image_batches(data, keys, eval_transform(224), device=device)])
     images = torch.randn(batch, 3, 224, 224, device=device)  # (batch, 3, 224, 224)
