@@ -33,7 +33,15 @@ batches, same optimizer (the kit's), same settings. The settings, for both sides
   them: subnormal floats flushed to zero (without it both sides ran up to 3x slower, at
   random, depending on the data) and freed memory kept by glibc for the next step.
 
-The results, the machine and the command are written to ``docs/benchmarks.md`` (``--out``).
+``feature_cache_speedup`` is printed beside its arithmetic bound, (ResNet-50 + decoder
+operations) / decoder operations, and ``decoder_matmul_share`` is the decoder's training
+GFLOP/s over one large matrix product's (the yardstick of this machine's arithmetic).
+
+``--scale`` times the real-data path at Flickr8k's size instead (``bench_scale``).
+
+A full run writes the results, the machine and the command to ``docs/benchmarks.md``;
+``--quick`` and ``--smoke`` write to ``runs/bench/`` unless ``--out`` says otherwise, so
+they never overwrite the full report. Each kind of run replaces only its own section.
 """
 
 from __future__ import annotations
