@@ -1,13 +1,19 @@
 """``python -m course_utils bench`` at its smallest size, and the pieces it relies on (no timing assertions)."""
 
+import argparse
 import re
+from collections import Counter
+from pathlib import Path
 
+import pytest
 import torch
+from PIL import Image
 
 from course_utils.__main__ import main
 from course_utils.captioning.attention import ShowAttendTell
 from course_utils.captioning.train import caption_loss
-from course_utils.tools.bench import PaddedDecoder, padded_loss, side_by_side
+from course_utils.tools.bench_data import PaddedDecoder, padded_loss
+from course_utils.tools.bench_timing import side_by_side
 
 
 def _batch(vocab_size: int = 30, lengths=(7, 4, 5, 3)):
@@ -54,11 +60,93 @@ def test_bench_smoke_prints_every_measure_and_writes_the_report(tmp_path, capsys
     for name in ("feature_cache_speedup", "decoder_speedup", "beam_batch_speedup", "image_store_speedup",
                  "peak_memory_mb"):  # fmt: skip
         assert re.search(rf"^{name}: {number}$", printed, re.M), f"no '{name}: <number>' line in:\n{printed}"
+    assert re.search(rf"^decoder_matmul_share: {number}$", printed, re.M)
+    assert re.search(r"^  kit .* bound \([0-9]+ \+ [0-9.]+\) / [0-9.]+ = [0-9.]+", printed, re.M)  # feature cache
     assert re.search(r"^notebook_suite_seconds: skipped", printed, re.M)
     if not torch.cuda.is_available():
         assert re.search(r"^amp_channels_last_speedup: skipped", printed, re.M)
     text = out.read_text(encoding="utf-8")
-    assert text.startswith("# Benchmarks") and "python -m course_utils bench --smoke" in text
+    assert text.startswith("<!-- bench:start -->\n# Benchmarks") and "python -m course_utils bench --smoke" in text
     for name in ("feature_cache_speedup", "decoder_speedup", "beam_batch_speedup", "image_store_speedup"):
         assert f"| `{name}` | **" in text
     assert not list(tmp_path.glob("*.tmp")), "the report is written atomically"
+
+
+def test_quick_runs_never_write_the_full_report():
+    from course_utils.tools.bench import FULL_REPORT, report_path
+
+    args = argparse.Namespace(out=None)
+    assert report_path(args, "full") == Path(FULL_REPORT)
+    assert report_path(args, "quick").parts[:2] == ("runs", "bench")
+    assert report_path(args, "smoke", kind="scale-").name == "benchmarks-scale-smoke.md"
+    assert report_path(argparse.Namespace(out="x.md"), "quick") == Path("x.md")
+
+
+def test_sections_of_the_report_are_replaced_one_at_a_time(tmp_path):
+    from course_utils.tools.bench_report import write_section
+
+    path = tmp_path / "benchmarks.md"
+    path.write_text("# Benchmarks\nold full run\n", encoding="utf-8")  # written before sections existed
+    write_section(path, "scale", "## scale one")
+    write_section(path, "scale", "## scale two")
+    text = path.read_text(encoding="utf-8")
+    assert "old full run" in text and "scale two" in text and "scale one" not in text
+    write_section(path, "bench", "# Benchmarks\nnew full run")
+    text = path.read_text(encoding="utf-8")
+    assert "new full run" in text and "old full run" not in text and "scale two" in text
+
+
+def test_stand_in_flickr8k_has_flickr8ks_vocabulary():
+    from course_utils.sequence.text import tokenize
+    from course_utils.tools.bench_flickr import make_captions
+
+    captions = make_captions(40455)  # Flickr8k: 8,091 images x 5
+    counts = Counter(w for c in captions for w in tokenize(c))
+    lengths = [len(tokenize(c)) for c in captions]
+    assert 8000 <= len(counts) <= 9000 and 4500 <= sum(v >= 2 for v in counts.values()) <= 5500
+    assert min(lengths) == 1 and max(lengths) == 37 and 10.5 <= sum(lengths) / len(lengths) <= 11.5
+    assert counts.most_common(1)[0][0] == "a" and 0.12 < counts["a"] / sum(lengths) < 0.16
+    assert 0 < sum("," in c for c in captions) < 0.05 * len(captions) and any("'s " in c for c in captions)
+
+
+def test_stand_in_flickr8k_is_read_by_the_kaggle_loader(tmp_path):
+    from course_utils.caption_data.formats import load_dataset
+    from course_utils.tools.bench_flickr import first_images, make_flickr8k_like
+
+    source = make_flickr8k_like(tmp_path / "all", 12)
+    data = load_dataset(first_images(source, tmp_path / "first", 10))
+    assert len(data.captions) == 10 and data.num_captions() == 50
+    with Image.open(data.image_path(data.images()[0])) as image:
+        assert image.size == (500, 375) and image.format == "JPEG"
+
+
+def test_growth_says_linear_or_why():
+    from course_utils.tools.bench_scale import growth
+
+    base = {"images": 1000, "captions": 5000, "train_captions": 4000, "test_images": 100, "vocabulary": 1500,
+            "load_vocab_seconds": 1.0, "feature_cache_seconds": 50.0, "train_epoch_seconds": 40.0,
+            "greedy_seconds": 2.0, "beam3_seconds": 1.0}  # fmt: skip
+    double = {**{k: 2 * v for k, v in base.items()}, "vocabulary": 2600, "train_epoch_seconds": 120.0}
+    lines = growth({1000: base, 2000: double})
+    assert lines["scale_growth_feature_cache"].startswith("linear (x1.00 per image")
+    assert "vocabulary grew from 1500 to 2600" in lines["scale_growth_train_epoch"]
+
+
+@pytest.mark.slow
+def test_bench_scale_smoke_prints_every_stage(tmp_path, capsys):
+    out = tmp_path / "scale.md"
+    assert main(["bench", "--scale", "--smoke", "--data", str(tmp_path / "data"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    for n in (12, 24):
+        for name in ("feature_cache_images_per_s", "decode_only_images_per_s", "encoder_only_images_per_s",
+                     "feature_cache_overlap", "train_captions_per_s", "greedy_images_per_s", "beam3_images_per_s",
+                     "peak_memory_mb"):  # fmt: skip
+            assert re.search(rf"^scale_{name}_{n}: [0-9.]+$", printed, re.M), f"no scale_{name}_{n} in:\n{printed}"
+    assert re.search(r"^scale_growth_train_epoch: ", printed, re.M)
+    assert "## The real-data path at Flickr8k scale" in out.read_text(encoding="utf-8")
+
+
+def test_bad_scales_get_one_error_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--scale", "--scales", "500,250"])
+    assert exit_info.value.code == 2 and "increasing numbers of images" in capsys.readouterr().err

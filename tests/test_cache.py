@@ -98,3 +98,46 @@ def test_image_store(tmp_path, data):
     expected = np.asarray(load_image(data.image_path(key)).resize((24, 24), Image.BILINEAR))
     assert np.array_equal(store[key], expected)
     assert ImageStore(tmp_path, data, "val", size=24).is_built()
+
+
+def test_other_encoder_weights_rebuild_the_cache(tmp_path, data, capsys):
+    random_weights = CountingEncoder()
+    cache = FeatureCache(tmp_path, data, "val", "tiny", 32).build(random_weights, progress=False)
+    key = data.images("val")[0]
+    before = cache[key]
+    pretrained = CountingEncoder()
+    with torch.no_grad():
+        pretrained.conv.weight.mul_(2.0)  # "the ImageNet weights arrived": same name, other weights
+    rebuilt = FeatureCache(tmp_path, data, "val", "tiny", 32).build(pretrained, progress=False)
+    assert pretrained.seen == 2 and "other encoder weights" in capsys.readouterr().out
+    assert not np.allclose(rebuilt[key], before)
+    FeatureCache(tmp_path, data, "val", "tiny", 32).build(pretrained, progress=False)
+    assert pretrained.seen == 2 and "reusing" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_build_and_read_with_spawned_workers(tmp_path, data):
+    """Spawned workers unpickle everything they get: no lambda, and a loaded cache without its array."""
+    import pickle
+
+    from torch.utils.data import DataLoader
+
+    from course_utils.caption_data.datasets import CaptionDataset, collate_captions
+    from course_utils.sequence.text import tokenize
+    from course_utils.sequence.vocab import Vocabulary
+
+    enc = CountingEncoder()
+    spawned = FeatureCache(tmp_path / "a", data, "train", "tiny", 32).build(
+        enc, progress=False, num_workers=2, batch_size=4, multiprocessing_context="spawn")
+    inline = FeatureCache(tmp_path / "b", data, "train", "tiny", 32).build(enc, progress=False, num_workers=0)
+    assert np.array_equal(np.load(spawned.array_path), np.load(inline.array_path))
+    copy = pickle.loads(pickle.dumps(spawned))  # what a spawned worker receives
+    assert spawned.array is not None and copy.array is None  # the file name travels, not the rows
+    key = data.images("train")[0]
+    assert np.array_equal(copy[key], spawned[key])
+    vocab = Vocabulary.build([tokenize(c) for k in data.images("train") for c in data.captions[k]], min_freq=1)
+    dataset = CaptionDataset(data, "train", vocab, features=spawned)
+    loader = DataLoader(dataset, batch_size=8, num_workers=1, multiprocessing_context="spawn",
+                        collate_fn=collate_captions)  # fmt: skip
+    features = next(iter(loader))[0]  # (8, 16, 8)
+    assert features.shape == (8, 16, 8)

@@ -14,7 +14,15 @@ epochs then skip JPEG decoding and resizing.
 Each cache lives in a folder named by what it depends on: the encoder name, the image
 size, the split and a fingerprint of the dataset (image keys and file sizes). Change any
 of them and the name changes, so a stale cache is never reused; the old folders found
-next to it are named in a warning. Files are written under temporary names and moved
+next to it are named in a warning. A feature cache also records a fingerprint of the
+encoder's weights: a cache made with random weights (say, after a failed ImageNet
+download) is rebuilt, not reused, once the pretrained weights are there.
+
+Building overlaps the two halves of the work: ``DataLoader`` worker processes decode and
+resize the next JPEGs while the main process runs the encoder on the current batch
+(pinned memory on CUDA, so the copy to the GPU does not wait either). Everything a worker
+receives is picklable (no lambda), so the ``spawn`` start method works too, and a loaded
+cache sends workers its file name, not its memory-mapped array. Files are written under temporary names and moved
 into place (``os.replace``) with ``meta.json`` last, so an interrupted run leaves a
 folder without ``meta.json`` that is simply rebuilt.
 """
@@ -49,6 +57,20 @@ def dataset_fingerprint(data: CaptionData, keys: list[str]) -> str:
     return h.hexdigest()
 
 
+def encoder_fingerprint(encoder: torch.nn.Module) -> str:
+    """SHA-256 (hex) of the encoder's weights and buffers: differs between random and pretrained weights."""
+    h = hashlib.sha256()
+    for name, tensor in encoder.state_dict().items():
+        h.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def default_workers() -> int:
+    """Decoding processes for a build: every core but the one running the encoder, at most 4."""
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
 
@@ -64,6 +86,37 @@ class _Keyed(Dataset):
 
     def __getitem__(self, i: int):
         return self.load(self.keys[i])
+
+
+class _LoadTransformed:
+    """``key -> transform(image)``: a class, not a lambda, so spawned workers can unpickle it."""
+
+    def __init__(self, data: CaptionData, transform: Callable):
+        self.data, self.transform = data, transform
+
+    def __call__(self, key: str) -> torch.Tensor:
+        return self.transform(load_image(self.data.image_path(key)))  # (3, H, W)
+
+
+def image_batches(
+    data: CaptionData,
+    keys: list[str],
+    transform: Callable,
+    batch_size: int = 32,
+    num_workers: Optional[int] = None,
+    device: Union[str, torch.device] = "cpu",
+    multiprocessing_context: Optional[str] = None,
+) -> DataLoader:
+    """Batches ``(batch, 3, H, W)`` of the images of ``keys``, decoded by ``num_workers`` processes.
+
+    ``num_workers`` None: :func:`default_workers`. On CUDA the batches are in pinned memory,
+    so ``images.to(device, non_blocking=True)`` overlaps the copy with the GPU's work.
+    """
+    workers = default_workers() if num_workers is None else num_workers
+    return DataLoader(_Keyed(keys, _LoadTransformed(data, transform)), batch_size=batch_size, num_workers=workers,
+                      pin_memory=torch.device(device).type == "cuda",
+                      multiprocessing_context=multiprocessing_context if workers else None,
+                      prefetch_factor=4 if workers else None)  # fmt: skip
 
 
 class _DiskArray:
@@ -89,13 +142,17 @@ class _DiskArray:
     def expected_meta(self) -> dict:
         return {"fingerprint": self.fingerprint, "keys": self.keys}
 
-    def is_built(self) -> bool:
-        """True when the folder holds a finished cache made from exactly these images."""
+    def built_meta(self) -> Optional[dict]:
+        """``meta.json`` of a finished cache made from exactly these images, else None."""
         meta_path = self.dir / "meta.json"
         if not (meta_path.is_file() and self.array_path.is_file()):
-            return False
+            return None
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        return all(meta.get(k) == v for k, v in self.expected_meta().items())
+        return meta if all(meta.get(k) == v for k, v in self.expected_meta().items()) else None
+
+    def is_built(self) -> bool:
+        """True when the folder holds a finished cache made from exactly these images."""
+        return self.built_meta() is not None
 
     def stale_folders(self) -> list[Path]:
         """Older caches of the same dataset, split and settings: never read, only reported."""
@@ -113,6 +170,10 @@ class _DiskArray:
             raise ValueError(f"{self.array_path}: {self.array.shape[0]} rows for {len(self.keys)} images")
         return self
 
+    def __getstate__(self) -> dict:
+        """Pickled (for a DataLoader worker) without the array: the worker memory-maps the file itself."""
+        return {**self.__dict__, "array": None}
+
     def __len__(self) -> int:
         return len(self.keys)
 
@@ -126,7 +187,7 @@ class _DiskArray:
             raise KeyError(f"{key!r} is not in this cache ({self.data.name}, split {self.split})")
         return np.asarray(self.array[self.row[key]])
 
-    def _write(self, batches, dtype: type, progress: bool) -> None:
+    def _write(self, batches, dtype: type, progress: bool, **extra_meta) -> None:
         """Write the rows produced by ``batches`` (arrays ``(b, ...)``), then ``meta.json``."""
         for old in self.stale_folders():
             print(f"{self.kind}: ignoring stale cache {old.name} (dataset or settings changed)")
@@ -147,7 +208,8 @@ class _DiskArray:
         if out is None or row != len(self.keys):
             raise RuntimeError(f"{self.kind}: wrote {row} rows for {len(self.keys)} images")
         out.flush()
-        meta = {**self.expected_meta(), "shape": list(out.shape), "dataset": self.data.name, "split": self.split}
+        meta = {**self.expected_meta(), "shape": list(out.shape), "dataset": self.data.name, "split": self.split,
+                **extra_meta}  # fmt: skip
         del out  # closes the memory map before the folder moves
         (tmp_dir / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         if self.dir.exists():
@@ -180,33 +242,40 @@ class FeatureCache(_DiskArray):
         device: Union[str, torch.device] = "cpu",
         batch_size: int = 32,
         transform: Optional[Callable] = None,
-        num_workers: int = 0,
+        num_workers: Optional[int] = None,
         progress: bool = True,
         force: bool = False,
+        multiprocessing_context: Optional[str] = None,
     ) -> FeatureCache:
-        """Run ``encoder`` once over the split (skipped if built) and return the loaded cache.
+        """Run ``encoder`` once over the split (skipped if built with these weights); return the loaded cache.
 
         ``encoder(images (batch, 3, H, W))`` may return ``(batch, num_pixels, encoder_dim)``
         or a map ``(batch, encoder_dim, h, w)``, flattened here to ``(batch, h * w, encoder_dim)``.
+        ``num_workers``: decoding processes (None: :func:`default_workers`); ``multiprocessing_context``:
+        their start method (None: the platform's; ``"spawn"`` works too).
         """
-        if self.is_built() and not force:
-            print(f"features: reusing {self.dir}")
-            return self.load()
+        weights = encoder_fingerprint(encoder)
+        meta = self.built_meta()
+        if meta is not None and not force:
+            if meta.get("weights") == weights:
+                print(f"features: reusing {self.dir}")
+                return self.load()
+            print(f"features: {self.dir.name} was made with other encoder weights; rebuilding it")
         transform = transform or eval_transform(self.image_size)
-        loader = DataLoader(_Keyed(self.keys, lambda k: transform(load_image(self.data.image_path(k)))),
-                            batch_size=batch_size, num_workers=num_workers)  # fmt: skip
+        loader = image_batches(self.data, self.keys, transform, batch_size, num_workers, device,
+                               multiprocessing_context)  # fmt: skip
         was_training = encoder.training
         encoder.eval().to(device)
 
         def batches():
-            for images in loader:  # (batch, 3, H, W)
-                feats = encoder(images.to(device))
+            for images in loader:  # (batch, 3, H, W), decoded by the workers while the encoder ran
+                feats = encoder(images.to(device, non_blocking=True))
                 if feats.dim() == 4:  # (batch, encoder_dim, h, w) -> (batch, h * w, encoder_dim)
                     feats = feats.flatten(2).transpose(1, 2)
                 yield feats.float().cpu().numpy()
 
         try:
-            self._write(batches(), np.float16, progress)
+            self._write(batches(), np.float16, progress, weights=weights)
         finally:
             encoder.train(was_training)
         return self.load()

@@ -101,6 +101,7 @@ class EvalDataset(Dataset):
             raise ValueError(f"{data.name}: the {split!r} split holds no image")
         self.source = _ImageSource(data, transform, features, store)
         self.references = [[tokenize(c) for c in data.captions[k]] for k in self.keys]
+        self.raw_references = {k: list(data.captions[k]) for k in self.keys}  # as written, for the COCO protocol
 
     def __len__(self) -> int:
         return len(self.keys)

@@ -1,48 +1,120 @@
 """Caption metrics: BLEU-1..4, METEOR, ROUGE-L, CIDEr, perplexity, attention localisation.
 
-BLEU, ROUGE-L and CIDEr are computed by the official COCO caption scorers
-(``pycocoevalcap``), called directly rather than through ``COCOEvalCap`` because its
-``PTBTokenizer`` needs Java: references and hypotheses are tokenised by the kit's one
-tokenizer (``course_utils.sequence.text.tokenize``) before they get here, so both sides are
-treated the same way. METEOR (also from ``pycocoevalcap``) runs the METEOR 1.5 jar and
-is computed only when ``java`` is on the PATH and the captions are English.
+Scores follow one of two protocols, and every result says which (``scores["protocol"]``):
 
-Every score is reported on a 0-100 scale, as in papers (``bleu4: 27.3``).
+* ``coco-ptb`` (when ``java`` is on the PATH): the COCO caption evaluation, as papers
+  report it. References and hypotheses are tokenised by the Stanford PTBTokenizer whose jar
+  ships inside ``pycocoevalcap`` (lowercase; ``man's`` -> ``man 's``, ``T-shirt`` ->
+  ``t-shirt``; punctuation tokens dropped), then scored by ``pycocoevalcap``'s BLEU, METEOR,
+  ROUGE-L and CIDEr. Equal to ``pycocoevalcap.eval.COCOEvalCap`` on the same captions
+  (``tests/test_metrics.py``).
+* ``kit-tokenizer`` (no Java, or references that are already token lists): the kit's one
+  tokenizer (``course_utils.sequence.text.tokenize``: ``man's`` -> ``man s``, ``T-shirt`` ->
+  ``t shirt``) on both sides, then the same scorers. Close to, but not comparable with,
+  published numbers: on captions full of hyphens and possessives it gave BLEU-4 61.1 where
+  the COCO protocol gave 54.7.
+
+Pass the raw reference captions (strings) to get the COCO protocol; hypotheses may be
+strings or the decoder's words. Every score is on a 0-100 scale, as in papers
+(``bleu4: 27.3``; NLTK's ``corpus_bleu`` prints the same BLEU on 0-1). BLEU is *corpus*
+BLEU: n-gram counts are added over all images before the precisions are taken, which is
+not the average of per-sentence BLEU (that average is lower and noisier).
+
+METEOR runs the METEOR 1.5 jar (English only) and is computed when Java is present.
+Neither jar writes into ``site-packages`` here: the tokenizer runs in a temporary folder
+(pycocoevalcap's own wrapper writes its input file next to the jar, which fails where the
+package folder is read-only), and METEOR reads from a pipe and writes no file.
 """
 
 from __future__ import annotations
 
 import math
 import shutil
-from typing import Any, Mapping, Optional, Sequence
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.rouge.rouge import Rouge
 
+from course_utils.sequence.text import tokenize
 
-def _as_coco(
-    hypotheses: Sequence[Sequence[str]], references: Sequence[Sequence[Sequence[str]]]
-) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
-    """The scorers' input: ``{image_index: [sentence]}``, sentences as space-joined tokens."""
-    if len(hypotheses) != len(references):
-        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} reference lists: one per image")
-    res, gts = {}, {}
-    for i, (hyp, refs) in enumerate(zip(hypotheses, references)):
-        if isinstance(hyp, str) or any(isinstance(r, str) for r in refs):
-            raise TypeError(f"image {i}: pass tokens (lists of words), not strings; "
-                            "use course_utils.sequence.text.tokenize")
-        if not refs:
-            raise ValueError(f"image {i}: no reference caption")
-        res[i] = [" ".join(hyp)]
-        gts[i] = [" ".join(r) for r in refs]
-    return res, gts
+PROTOCOLS = ("coco-ptb", "kit-tokenizer")
+Caption = Union[str, Sequence[str]]  # a raw caption, or its words
 
 
 def java_available() -> bool:
-    """True if a ``java`` executable is on the PATH (METEOR needs it)."""
+    """True if a ``java`` executable is on the PATH (the PTB tokenizer and METEOR need it)."""
     return shutil.which("java") is not None
+
+
+def default_protocol() -> str:
+    """``coco-ptb`` where Java runs the COCO tokenizer, else ``kit-tokenizer``."""
+    return "coco-ptb" if java_available() else "kit-tokenizer"
+
+
+def ptb_tokenize(sentences: Sequence[str]) -> list[str]:
+    """The COCO evaluation's tokenisation of each sentence, as space-joined lowercase tokens.
+
+    The same command and punctuation filter as ``pycocoevalcap.tokenizer.PTBTokenizer``,
+    run with its jar, but with the input file in a temporary folder (see the module docstring).
+    """
+    from pycocoevalcap.tokenizer import ptbtokenizer as ptb
+
+    jar = Path(ptb.__file__).resolve().with_name(ptb.STANFORD_CORENLP_3_4_1_JAR)
+    with tempfile.TemporaryDirectory(prefix="coco_ptb_") as tmp:
+        source = Path(tmp) / "sentences.txt"
+        source.write_text("\n".join(s.replace("\n", " ") for s in sentences), encoding="utf-8")
+        cmd = ["java", "-cp", str(jar), "edu.stanford.nlp.process.PTBTokenizer", "-preserveLines", "-lowerCase",
+               "-encoding", "utf-8", source.name]  # fmt: skip
+        done = subprocess.run(cmd, cwd=tmp, capture_output=True)
+    lines = done.stdout.decode("utf-8").split("\n")
+    if done.returncode != 0 or len(lines) < len(sentences):
+        raise RuntimeError(f"PTB tokenizer failed ({done.stderr.decode(errors='replace').strip()[-200:]})")
+    keep = lambda line: " ".join(w for w in line.rstrip().split(" ") if w not in ptb.PUNCTUATIONS)
+    return [keep(line) for line in lines[: len(sentences)]]
+
+
+def _text(caption: Caption) -> str:
+    return caption if isinstance(caption, str) else " ".join(caption)
+
+
+def _as_coco(
+    hypotheses: Sequence[Caption], references: Sequence[Sequence[Caption]], protocol: Optional[str]
+) -> tuple[dict[int, list[str]], dict[int, list[str]], str]:
+    """The scorers' input ``{image_index: [sentence]}`` (tokens joined by spaces) and the protocol used."""
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} reference lists: one per image")
+    kinds = set()
+    for i, refs in enumerate(references):
+        if isinstance(refs, str) or not refs:
+            raise ValueError(f"image {i}: references must be a non-empty list of captions")
+        kinds |= {isinstance(r, str) for r in refs}
+    if len(kinds) > 1:
+        raise TypeError("references mix raw captions (str) and token lists: pass one kind")
+    raw = kinds == {True}
+    if protocol is None:  # token lists were tokenised by the kit already: PTB on them would not be COCO's
+        protocol = default_protocol() if raw else "kit-tokenizer"
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    if protocol == "coco-ptb" and not raw:
+        raise ValueError("the coco-ptb protocol tokenises the raw reference captions: pass strings, not tokens")
+    if protocol == "coco-ptb" and not java_available():
+        raise RuntimeError("the coco-ptb protocol needs java on the PATH (its tokenizer is a Java program)")
+    sentences = [_text(h) for h in hypotheses] + [_text(r) for refs in references for r in refs]
+    if protocol == "coco-ptb":
+        tokenized = ptb_tokenize(sentences)  # one Java start for every sentence
+    else:
+        tokenized = [" ".join(tokenize(s)) for s in sentences]
+    n = len(hypotheses)
+    res = {i: [tokenized[i]] for i in range(n)}
+    gts, at = {}, n
+    for i, refs in enumerate(references):
+        gts[i], at = tokenized[at : at + len(refs)], at + len(refs)
+    return res, gts, protocol
 
 
 _METEOR: list = []  # one METEOR process, started on first use (the jar takes ~15 s to load)
@@ -64,27 +136,38 @@ def meteor_score(res: Mapping[int, list[str]], gts: Mapping[int, list[str]]) -> 
 
 
 def caption_scores(
-    hypotheses: Sequence[Sequence[str]],
-    references: Sequence[Sequence[Sequence[str]]],
+    hypotheses: Sequence[Caption],
+    references: Sequence[Sequence[Caption]],
     meteor: Optional[bool] = None,
-) -> dict[str, float]:
-    """Corpus scores (0-100) of tokenised ``hypotheses`` against tokenised ``references``.
+    protocol: Optional[str] = None,
+) -> dict[str, Any]:
+    """Corpus scores (0-100) of ``hypotheses`` against ``references``, and the protocol used.
 
-    ``hypotheses[i]`` is the generated caption of image ``i`` (a list of words);
-    ``references[i]`` is the list of its reference captions (each a list of words).
-    ``meteor``: None = when Java is available, True/False to force. Keys: ``bleu1`` ..
-    ``bleu4``, ``rouge_l``, ``cider`` and, when computed, ``meteor``.
+    ``hypotheses[i]``: the generated caption of image ``i`` (a string or a list of words);
+    ``references[i]``: its reference captions, all raw strings (as in the dataset) or all
+    token lists. ``protocol``: None = ``coco-ptb`` for raw references when Java exists, else
+    ``kit-tokenizer``; or force one of :data:`PROTOCOLS`. ``meteor``: None = when Java is
+    available, True/False to force. Keys: ``bleu1`` .. ``bleu4``, ``rouge_l``, ``cider``,
+    ``meteor`` when computed (floats), and ``protocol`` (str).
     """
-    res, gts = _as_coco(hypotheses, references)
+    res, gts, protocol = _as_coco(hypotheses, references, protocol)
     bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
-    scores = {f"bleu{n + 1}": 100.0 * float(b) for n, b in enumerate(bleu)}
+    scores: dict[str, Any] = {f"bleu{n + 1}": 100.0 * float(b) for n, b in enumerate(bleu)}
     scores["rouge_l"] = 100.0 * float(Rouge().compute_score(gts, res)[0])
     scores["cider"] = 100.0 * float(Cider().compute_score(gts, res)[0])
     if meteor or (meteor is None and java_available()):
         value = meteor_score(res, gts)
         if value is not None:
             scores["meteor"] = 100.0 * value
+    scores["protocol"] = protocol
     return scores
+
+
+def score_lines(scores: Mapping[str, Any], digits: int = 1) -> list[str]:
+    """``name: value`` lines of the scores that are present, then ``protocol: ...``."""
+    keys = ("bleu1", "bleu2", "bleu3", "bleu4", "meteor", "rouge_l", "cider")
+    lines = [f"{k}: {scores[k]:.{digits}f}" for k in keys if k in scores]
+    return lines + [f"protocol: {scores.get('protocol', 'unknown')}"]
 
 
 def perplexity(mean_loss: float) -> float:

@@ -150,7 +150,10 @@ def evaluate(
         eval_set = Subset(eval_set, range(min(limit, len(eval_set))))
     loader = DataLoader(eval_set, batch_size=batch_size, collate_fn=collate_eval)
     results = caption_batches(model, loader, vocab, beam_size, max_len, length_penalty)
-    scores = caption_scores([r.words for r in results], [r.references for r in results], meteor=meteor)
+    source = eval_set.dataset if isinstance(eval_set, Subset) else eval_set
+    raw = getattr(source, "raw_references", None)  # the captions as written: the COCO protocol tokenises them
+    references = [raw[r.image] if raw is not None else r.references for r in results]
+    scores = caption_scores([r.words for r in results], references, meteor=meteor)
     return {**scores, "beam_size": float(beam_size)}, results
 
 

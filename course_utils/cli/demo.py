@@ -173,6 +173,7 @@ def evaluate_test(args: argparse.Namespace, model: Any, data: Any, vocab: Any, s
         lines.append(f"decoding: {method}, beam size {beam}, {len(results)} test images")
         lines += [f"{key}: {scores[key]:.1f}" for key in ("bleu1", "bleu2", "bleu3", "bleu4", "meteor", "rouge_l",
                                                             "cider") if key in scores]  # fmt: skip
+        lines.append(f"protocol: {scores['protocol']}")
         lines.append(f"attention_localisation: {scores['attention_localisation']:.2f}")
         lines.append(f"attention_localisation_chance: {scores['chance']:.2f}")
         if beam == max(1, args.beam):  # figures and samples from the best decoding
