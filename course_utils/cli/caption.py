@@ -90,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if config.get("trained_on"):
+        print(f"model: trained on {config['trained_on']}")
     transform = eval_transform(config.get("image_size", 224))
     loaded, failures = [], 0
     for name in args.images:
