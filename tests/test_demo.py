@@ -43,7 +43,7 @@ def test_demo_prints_its_table(demo_run):
     assert loc != loc or 0 <= loc <= 1
     assert "meteor" not in values
     assert "network: efficientnet_lite0, weights: ImageNet" in text  # the frozen pretrained encoder, named
-    assert re.search(r"^features: 7 x 7 x 1280 per image", text, flags=re.M)
+    assert re.search(r"^features: 7 x 7 x 112 per image", text, flags=re.M)
 
 
 def test_demo_saves_checkpoint_figures_and_scores(demo_run):
@@ -56,7 +56,8 @@ def test_demo_saves_checkpoint_figures_and_scores(demo_run):
     assert scores["epochs_trained"] == 2 and scores["test_images"] == 8
     assert (root / "data" / "synth_en_80_s0" / "captions.txt").is_file()
     config = torch.load(out / "captioner.pt", map_location="cpu", weights_only=True)["config"]
-    assert config["encoder"] is None and config["feature_encoder"] == "efficientnet_lite0" and "concepts" not in config
+    assert config["encoder"] is None and "concepts" not in config  # a decoder on cached features
+    assert config["feature_encoder"] == "efficientnet_lite0:blocks.4" and config["image_size"] == 112
     assert config["trained_on"].startswith("synthetic shapes")
 
 

@@ -64,11 +64,16 @@ def test_offline_encoder_is_the_bundled_imagenet_network(monkeypatch, tmp_path, 
         assert enc(torch.randn(1, 3, 224, 224)).shape == (1, 49, 1280)
 
 
-def test_earlier_stage_of_the_encoder(capsys):
-    enc = PretrainedEncoder("efficientnet_lite0", grid=14, drop_blocks=4, quiet=True)  # cut after blocks[4]
-    assert enc.encoder_dim == 112
+def test_encoder_cut_after_a_named_block():
+    enc = PretrainedEncoder("efficientnet_lite0:blocks.4", grid=14, quiet=True)  # a 14 x 14 map at 224 px
+    assert (enc.name, enc.encoder_dim) == ("efficientnet_lite0:blocks.4", 112)
     with torch.no_grad():
         assert enc(torch.randn(1, 3, 224, 224)).shape == (1, 196, 112)
+    full = PretrainedEncoder("efficientnet_lite0", quiet=True)
+    torch.testing.assert_close(enc.blocks[1].weight, full.blocks[1].weight)  # conv_stem: same weights
+    assert len(enc.blocks) == len(full.blocks) - 4
+    with pytest.raises(ValueError, match="no block 'layer3'"):
+        PretrainedEncoder("efficientnet_lite0:layer3", quiet=True)
 
 
 def test_weights_from_a_local_file(tmp_path):

@@ -28,22 +28,24 @@ from typing import Optional, Union
 import torch
 import torch.nn as nn
 
-from course_utils.vision.pretrained import backbone_blocks, load_imagenet
+from course_utils.vision.pretrained import backbone_blocks, block_names, load_imagenet
 
 
 class PretrainedEncoder(nn.Module):
-    """An ImageNet CNN cut after a stage, then pooled to a ``grid x grid`` grid.
+    """An ImageNet CNN cut after a block, then pooled to a ``grid x grid`` grid.
 
     ``images (batch, 3, H, W)`` (ImageNet-normalised) -> ``features (batch, grid*grid, encoder_dim)``;
     for ResNet-50 at 224 x 224: ``(batch, 49, 2048)``.
 
-    ``name``: the network asked for; ``self.name`` is the one built (EfficientNet-Lite0
-    when ``name``'s weights cannot be had, see ``load_imagenet``) and ``self.weights`` says
-    where its weights came from. ``drop_blocks``: how many of the last blocks to cut off
-    (0 = the last feature map; earlier stages have a finer grid and see less of the image
-    around each region). ``fine_tune_blocks``: how many of the last kept blocks train
-    (0 = frozen feature extractor, 1 = ResNet's ``layer4``, -1 = all). Frozen blocks stay
-    in eval mode, so their batch-norm statistics never move.
+    ``name``: a network (``"resnet50"``: up to its last feature map), or a network and the
+    last block to keep, ``"NETWORK:BLOCK"`` with a block of ``pretrained.block_names``
+    (``"efficientnet_lite0:blocks.4"``, ``"resnet50:layer3"``): earlier blocks have a finer
+    map whose vectors each describe a smaller part of the image. ``self.name`` is the
+    encoder actually built (EfficientNet-Lite0 when a whole network's weights cannot be had,
+    see ``load_imagenet``); ``self.weights`` says where its weights came from; both go into
+    checkpoints and cache names. ``fine_tune_blocks``: how many of the last kept blocks train
+    (0 = frozen feature extractor, 1 = ResNet's ``layer4``, -1 = all). Frozen blocks stay in
+    eval mode, so their batch-norm statistics never move.
     """
 
     def __init__(
@@ -52,14 +54,18 @@ class PretrainedEncoder(nn.Module):
         grid: int = 7,
         fine_tune_blocks: int = 0,
         weights: Union[str, Path, None] = "imagenet",
-        drop_blocks: int = 0,
         quiet: bool = False,
     ) -> None:
         super().__init__()
-        net = load_imagenet(name, weights, quiet=quiet)
-        self.name, self.weights, self.grid, self.drop_blocks = net.name, net.weights, grid, drop_blocks
-        blocks = backbone_blocks(net.name, net.model)
-        self.blocks = nn.Sequential(*blocks[: len(blocks) - drop_blocks])
+        network, _, last = name.partition(":")
+        net = load_imagenet(network, weights, fallback=not last, quiet=quiet)  # a cut names its network's block
+        names = block_names(net.name)
+        if last and last not in names:
+            raise ValueError(f"{network} has no block {last!r}; its blocks are {', '.join(names)}")
+        keep = names.index(last) + 1 if last else len(names)
+        self.name = f"{net.name}:{last}" if last else net.name
+        self.weights, self.grid = net.weights, grid
+        self.blocks = nn.Sequential(*backbone_blocks(net.name, net.model)[:keep])
         self.encoder_dim = self._channels()
         self.pool = nn.AdaptiveAvgPool2d((grid, grid))
         self.fine_tune(fine_tune_blocks)
@@ -140,9 +146,8 @@ def build_encoder(
     fine_tune_blocks: int = 0,
     weights: Union[str, Path, None] = "imagenet",
     channels: Optional[tuple[int, ...]] = None,
-    drop_blocks: int = 0,
 ) -> nn.Module:
-    """``"small_cnn"`` or a network name from ``course_utils.vision.pretrained.BACKBONES``."""
+    """``"small_cnn"``, a network name from ``course_utils.vision.pretrained.BACKBONES``, or ``"NETWORK:BLOCK"``."""
     if name == "small_cnn":
         return SmallCNNEncoder(grid, tuple(channels)) if channels else SmallCNNEncoder(grid)
-    return PretrainedEncoder(name, grid, fine_tune_blocks, weights, drop_blocks)
+    return PretrainedEncoder(name, grid, fine_tune_blocks, weights)

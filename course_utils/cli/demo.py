@@ -14,10 +14,16 @@
    per word) and the scores (JSON) to ``--out``.
 
 The encoder is EfficientNet-Lite0 with the ImageNet weights a pip package installs: it
-is there offline, and it is small enough to run over 2,000 images in about a minute on
-two CPU cores (ResNet-50 costs about 10 times more per image). The checkpoint names it,
-so ``python -m course_utils caption`` and the caption app can put it back in front of the
-decoder to caption new images.
+is there offline and cheap on a CPU. It is cut after its fifth stage (``blocks.4``, 112
+channels) and fed 112-px images, which gives a 7 x 7 grid. Why not its last feature map
+(7 x 7 x 1280 at 224 px), as a classifier would use: measured with the same decoder and
+training, the attention then finds the object a word names far less often (localisation
+0.51 against 0.73 with beam 3, BLEU-4 61.9 against 64.5), because after the last stages
+every region vector describes much of the image around it, so the regions look alike to the
+attention; the earlier stage keeps each vector about its own part of the image (details in
+the README). It is also several times cheaper to run. The checkpoint names the encoder
+(``feature_encoder``), so ``python -m course_utils caption`` and the caption app put it back
+in front of the decoder to caption new images.
 """
 
 from __future__ import annotations
@@ -35,8 +41,8 @@ from course_utils.files import write_atomic
 # Default settings, chosen to finish within 2.5 minutes on 2 idle CPU cores (see the README).
 IMAGES = 2000  # synthetic images: 80 % train, 10 % val, 10 % test
 IMAGE_SIZE = 96  # pixels, as generated
-NETWORK = "efficientnet_lite0"  # the frozen ImageNet encoder (its weights ship with a pip package)
-FEATURE_SIZE = 224  # pixels the encoder sees
+NETWORK = "efficientnet_lite0:blocks.4"  # the frozen ImageNet encoder, cut after its 5th stage (see above)
+FEATURE_SIZE = 112  # pixels the encoder sees: blocks.4 divides them by 16, a 7 x 7 grid
 GRID = 7  # the encoder's grid: 7 x 7 = 49 regions
 EPOCHS = 6
 

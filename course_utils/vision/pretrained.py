@@ -223,9 +223,9 @@ def backbone_blocks(name: str, model: nn.Module) -> list[nn.Module]:
 
     ResNet: ``conv1, bn1, relu, maxpool, layer1 ... layer4`` (``avgpool`` and ``fc`` dropped).
     MobileNetV2: its 19 ``features`` blocks (``classifier`` dropped).
-    EfficientNet-Lite0: ``renormalize, conv_stem, bn1, blocks[0] ... blocks[6], conv_head, bn2``
+    EfficientNet-Lite0: ``renormalize, conv_stem, bn1, blocks.0 ... blocks.6, conv_head, bn2``
     (at 224 px the stages give 112, 112, 56, 28, 14, 14, 7, 7 pixels per side; pooling and
-    ``classifier`` dropped).
+    ``classifier`` dropped). :func:`block_names` names them in the same order.
     """
     if name.startswith("resnet"):
         return list(model.children())[:-2]
@@ -233,6 +233,15 @@ def backbone_blocks(name: str, model: nn.Module) -> list[nn.Module]:
         renormalize, net = model[0], model[1]
         return [renormalize, net.conv_stem, net.bn1, *net.blocks, net.conv_head, net.bn2]
     return list(model.features.children())
+
+
+def block_names(name: str) -> list[str]:
+    """The names of :func:`backbone_blocks` (``"layer3"``, ``"blocks.4"``, ``"features.13"``, ...)."""
+    if name.startswith("resnet"):
+        return ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
+    if name == BUNDLED:
+        return ["renormalize", "conv_stem", "bn1", *[f"blocks.{i}" for i in range(7)], "conv_head", "bn2"]
+    return [f"features.{i}" for i in range(19)]
 
 
 def imagenet_head(name: str, model: nn.Module) -> nn.Linear:
