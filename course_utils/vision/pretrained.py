@@ -32,12 +32,12 @@ import torch
 import torch.nn as nn
 import torchvision
 
+from course_utils.vision.image_io import IMAGENET_MEAN, IMAGENET_STD
+
 # network name -> channels of the last feature map (the encoder_dim of the captioner)
 BACKBONES = {"resnet50": 2048, "resnet101": 2048, "resnet152": 2048, "mobilenet_v2": 1280, "efficientnet_lite0": 1280}
 BUNDLED = "efficientnet_lite0"  # the network whose ImageNet weights a pip package ships
 WEIGHTS_HOST = "download.pytorch.org"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the same numbers as image_io (which imports this module's level)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class WeightsUnavailable(RuntimeError):
@@ -94,7 +94,11 @@ def imagenet_classes() -> list[str]:
 
 
 def reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
-    """True if a TCP connection to ``host:port`` opens within ``timeout`` seconds (answers fast offline)."""
+    """True if a TCP connection to ``host:port`` opens within ``timeout`` seconds (answers fast offline).
+
+    The same check as ``classify.reachable``, written again here so that the captioning
+    chapters, which import this module, do not import the classifier's pandas and scikit-learn.
+    """
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True
