@@ -117,15 +117,15 @@ def build_caches(
 ) -> dict[str, FeatureCache]:
     """Run the frozen ``backbone`` once over every split into a ``FeatureCache`` (reused when built).
 
-    The cache folder is named after ``backbone.name``, the image size and the dataset, so a
-    change of any of them builds a new one.
+    The cache folder is named after ``backbone.name`` (plus ``-random`` for random weights),
+    the image size and the dataset, so a change of any of them builds a new one.
     """
+    name = backbone.name + ("-random" if getattr(backbone, "weights", None) == "random" else "")
     return {
-        s: FeatureCache(cache_root, data, s, backbone.name, image_size=image_size).build(
-            backbone, device=device, progress=progress
-        )
+        s: FeatureCache(cache_root, data, s, name, image_size=image_size).build(backbone, device=device,
+                                                                                 progress=progress)
         for s in SPLITS
-    }
+    }  # fmt: skip
 
 
 def find_dataset(
