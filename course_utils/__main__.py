@@ -40,6 +40,7 @@ COMMANDS = [
      "folder, 'fetch' finds or downloads a real one"),
     ("demo", "course_utils.cli.demo", "the main job: train and evaluate the attention captioner on the embedded data"),
     ("caption", "course_utils.cli.caption", "caption images with a trained checkpoint"),
+    ("predict", "course_utils.cli.predict", "top-5 ImageNet classes and class-activation map of images"),
     ("bench", "course_utils.tools.bench", "measure the kit's fast paths against seed-style baselines"),
     ("release", "course_utils.grading.release", "make student notebooks and a grader key from master notebooks"),
     ("grade", "course_utils.grading.grade", "grade a folder of student submissions into a CSV grade sheet"),

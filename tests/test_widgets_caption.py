@@ -139,3 +139,10 @@ def test_read_upload_accepts_both_ipywidgets_formats():
     assert read_upload(upload_value("a.png", data)) == [("a.png", data)]
     assert read_upload({"b.png": {"metadata": {"name": "b.png"}, "content": data}}) == [("b.png", data)]  # ipywidgets 7
     assert read_upload(()) == []
+
+
+def test_app_says_what_the_model_was_trained_on(vocab, examples):
+    note = "synthetic shapes: photos get shape words; train on Flickr8k for photos"
+    app = caption_app(make_model(vocab), vocab, examples, image_size=32, max_len=MAX_LEN, trained_on=note)
+    assert app.trained_on.value == f"<i>model trained on {note}</i>" and app.trained_on in app.children
+    assert caption_app(make_model(vocab), vocab, examples, image_size=32, max_len=MAX_LEN).trained_on.value == ""

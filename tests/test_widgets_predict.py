@@ -3,12 +3,14 @@
 import io
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
 import course_utils.vision.transfer as transfer
-from course_utils.apps.predict_app import predict_app, predict_image, scores_html
+from course_utils.apps.predict_app import imagenet_app, imagenet_classifier, predict_app, predict_image, scores_html
 from course_utils.apps.upload import simulate_upload  # a browser upload, ipywidgets 7 or 8
+from course_utils.vision import pretrained
 from course_utils.vision.cnn import SmallCNN
 from course_utils.vision.image_data import image_transforms
 
@@ -54,7 +56,7 @@ def test_corrupt_upload_gives_one_error_naming_the_file():
 
 
 def test_examples_and_transfer_model_cam(monkeypatch, tmp_path):
-    monkeypatch.setattr(transfer, "reachable", lambda *a, **k: False)
+    monkeypatch.setattr(pretrained, "reachable", lambda *a, **k: False)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     net = transfer.TransferNet("mobilenet_v2", num_classes=3, mode="scratch")
     examples = {"array": np.zeros((32, 32, 3), np.uint8), "pil": Image.new("RGB", (50, 20), "red")}
@@ -79,3 +81,32 @@ def test_predict_image_needs_a_cam_and_matching_names():
     except ValueError as err:
         assert "3 outputs but 2 class names" in str(err)
     assert "50.0%" in scores_html([("a", 0.5)])
+
+
+def _photo_png(name):
+    from skimage import data as skdata
+
+    buffer = io.BytesIO()
+    Image.fromarray(getattr(skdata, name)()).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_imagenet_app_names_uploaded_photos_offline(monkeypatch, tmp_path, capsys):
+    """Offline (no hub cache, host unreachable): the bundled ImageNet network labels the uploads."""
+    monkeypatch.setattr(pretrained, "reachable", lambda *a, **k: False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    model = imagenet_classifier("resnet50")
+    assert "efficientnet_lite0" in capsys.readouterr().out  # the one line naming network and weights
+    app = imagenet_app(model=model)
+    assert "upload" in app.scores.value
+    simulate_upload(app.controls["upload"], "chelsea.png", _photo_png("chelsea"))
+    top = app.result["top"]
+    assert len(top) == 5 and top[0][0] in {"tiger cat", "tabby", "Egyptian cat"}
+    simulate_upload(app.controls["upload"], "coffee.png", _photo_png("coffee"))
+    label, p = app.result["top"][0]
+    assert label == "espresso" and p > 0.5
+    assert "<b>espresso</b>" in app.scores.value
+    view = Image.open(io.BytesIO(app.view.value))
+    assert view.width > view.height  # photo and map side by side, titled; the photo is not squashed
+    cam = app.result["cam"]
+    assert cam.shape[1] / cam.shape[0] == pytest.approx(600 / 400, rel=0.02)  # coffee is 600 x 400: aspect kept

@@ -6,6 +6,9 @@ last line of a cell. Code (and tests) drive it through its attributes:
 
 * ``app.controls["upload"]`` (FileUpload), ``app.controls["example"]`` (Dropdown),
   ``app.controls["beam"]`` (IntSlider): changing any of them captions the image again;
+* ``app.trained_on`` (HTML): what the model was trained on, from its checkpoint config
+  ("trained on synthetic shapes: photos get shape words; ..."), so nobody expects a
+  model trained on shapes to describe a photo; empty when not given;
 * ``app.caption`` (HTML): the caption, or a one-line error for a file that is not an image;
 * ``app.view`` (Image): the attention figure as PNG, one panel per word;
 * ``app.result``: the last caption as a dict ``{"source", "words", "alphas", "beam_size"}``,
@@ -78,12 +81,14 @@ def caption_app(
     image_size: int = 224,
     max_beam: int = 5,
     max_len: int = 20,
+    trained_on: Optional[str] = None,
 ):
     """An app that captions an uploaded or picked image and shows the attention per word.
 
     ``model``: a ``Captioner`` with its encoder (it must read images, not cached features);
     ``examples``: images offered in the drop-down (paths, or a mapping label -> path);
-    ``transform``: PIL image -> ``(3, H, W)`` tensor, by default ``eval_transform(image_size)``.
+    ``transform``: PIL image -> ``(3, H, W)`` tensor, by default ``eval_transform(image_size)``;
+    ``trained_on``: the checkpoint config's ``trained_on``, shown above the caption.
     """
     import ipywidgets as widgets
 
@@ -99,10 +104,11 @@ def caption_app(
     example = widgets.Dropdown(options=list(options), value=next(iter(options), None), description="example")
     beam = widgets.IntSlider(value=1, min=1, max=max_beam, step=1, description="beam size", continuous_update=False)
     caption = widgets.HTML()
+    note = widgets.HTML(f"<i>model trained on {html.escape(trained_on)}</i>" if trained_on else "")
     view = widgets.Image(format="png")
-    box = widgets.VBox([widgets.HBox([upload, example, beam]), caption, view])
+    box = widgets.VBox([widgets.HBox([upload, example, beam]), note, caption, view])
     box.controls = {"upload": upload, "example": example, "beam": beam}
-    box.caption, box.view, box.result = caption, view, None
+    box.caption, box.view, box.result, box.trained_on = caption, view, None, note
     current: dict[str, Any] = {"source": None, "load": None}  # the image being shown, and how to read it
 
     def show() -> None:

@@ -1,15 +1,18 @@
 """The upload-and-predict app of notebook 05 (ipywidgets): seed 003's Streamlit page, in a notebook.
 
 Upload an image (or pick an example): the app shows the top classes with their
-confidence and the activation map, i.e. where the evidence for the top class lies.
+confidence and the class-activation map, i.e. where the evidence for the top class lies.
 
-``predict_app(model, class_names, transform)`` returns an ``ipywidgets.VBox``; display it
-as the last line of a cell. Code and tests drive it through its attributes:
+``predict_app(model, class_names, transform)`` returns an ``ipywidgets.VBox`` for any
+classifier (the classes a notebook trained); ``imagenet_app()`` is the same app for an
+ImageNet-pretrained network and its 1,000 classes. Display either as the last line of a
+cell. Code and tests drive them through their attributes:
 
 * ``app.controls["upload"]`` (FileUpload) and ``app.controls["example"]`` (Dropdown);
 * ``app.scores`` (HTML): one line per class, name and confidence in %, or a one-line
   error for a file that is not an image;
-* ``app.view`` (Image): the image beside its activation map, as PNG;
+* ``app.view`` (Image): the photo beside its class-activation map, each titled ("photo",
+  "class-activation map for 'espresso'"), the photo's aspect ratio kept, as PNG;
 * ``app.result``: the last prediction, ``{"source", "top": [(class, probability), ...], "cam"}``.
 
 Uploaded files go through the kit's safe image loader (``images.load_image``), the same
@@ -30,7 +33,7 @@ from torch import nn
 from course_utils.apps.upload import load_image_bytes, read_upload
 from course_utils.files import png_bytes
 from course_utils.vision.cam import grad_cam, overlay
-from course_utils.vision.image_io import ImageError, load_image
+from course_utils.vision.image_io import ImageError, load_image, normalize
 
 Example = Union[str, Path, Image.Image, np.ndarray]
 
@@ -74,11 +77,40 @@ def scores_html(top: Sequence[tuple[str, float]]) -> str:
     return "".join(rows)
 
 
-def side_by_side_png(image: Image.Image, cam: torch.Tensor, size: int = 224) -> bytes:
-    """PNG of the image (left) and the activation map laid over it (right), each ``size`` pixels."""
-    shown = np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR))  # (size, size, 3)
-    both = np.concatenate([shown, np.full((size, 8, 3), 255, np.uint8), overlay(shown, cam)], axis=1)
-    return png_bytes(both)
+def side_by_side_png(image: Image.Image, cam: torch.Tensor, label: str, height: int = 224) -> bytes:
+    """PNG of the photo (left) and its class-activation map for ``label`` laid over it (right).
+
+    Both are ``height`` pixels high with the photo's aspect ratio; ``cam (h, w)`` is stretched
+    to the photo (it was computed on the photo as the model saw it) and each panel is titled.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    width = max(1, round(image.width * height / image.height))
+    shown = np.asarray(image.convert("RGB").resize((width, height), Image.BILINEAR))  # (height, width, 3)
+    aspect = width / height
+    fig, axes = plt.subplots(1, 2, figsize=(2 * 3.0 * aspect + 0.4, 3.4))
+    for ax, picture, title in zip(axes, (shown, overlay(shown, cam)), ("photo", f"class-activation map for {label!r}")):
+        ax.imshow(picture)
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    data = png_bytes(fig, dpi=100)
+    plt.close(fig)
+    return data
+
+
+def keep_aspect_transform(size: int = 224, max_size: int = 448) -> Callable[[Image.Image], torch.Tensor]:
+    """PIL image -> ``(3, H, W)`` ImageNet-normalised, shorter side ``size`` and the aspect ratio kept.
+
+    No crop: a network that ends with global average pooling takes any size, and its
+    class-activation map then covers the whole photo (``max_size`` caps the longer side).
+    """
+    from torchvision import transforms as T
+
+    return T.Compose([T.Resize(size, max_size=max_size, antialias=True), T.ToTensor(), normalize()])
 
 
 def _as_loader(example: Example) -> Callable[[], Image.Image]:
@@ -123,7 +155,7 @@ def predict_app(
             return
         out = predict_image(model, image, transform, class_names, k, cam_layer)
         scores.value = f"<div style='color:#666'>{html.escape(source)}</div>" + scores_html(out["top"])
-        view.value = side_by_side_png(image, out["cam"])
+        view.value = side_by_side_png(image, out["cam"], out["top"][0][0])
         box.result = {"source": source, **out}
 
     def on_upload(_change: Any = None) -> None:
@@ -143,3 +175,23 @@ def predict_app(
     else:
         scores.value = "<i>upload an image</i>"
     return box
+
+
+def imagenet_classifier(network: str = "resnet50") -> nn.Module:
+    """An ImageNet classifier with its exact class-activation map (``transfer.TransferNet``, frozen).
+
+    ``network``'s torchvision weights when they can be had, else the bundled EfficientNet-Lite0
+    (``vision.pretrained.load_imagenet`` prints which); ``model.class_names`` holds the 1,000 names.
+    """
+    from course_utils.vision.transfer import TransferNet
+
+    return TransferNet(network, num_classes=None, mode="frozen").eval()
+
+
+def imagenet_app(
+    network: str = "resnet50", examples: Optional[Mapping[str, Example]] = None, k: int = 5, model: nn.Module = None
+):
+    """The upload-and-predict app for the 1,000 ImageNet classes (``imagenet_classifier(network)``,
+    or ``model``, a ``TransferNet`` with its ImageNet head), top ``k`` with confidences."""
+    model = model if model is not None else imagenet_classifier(network)
+    return predict_app(model, model.class_names, keep_aspect_transform(), examples=examples, k=k)

@@ -8,15 +8,16 @@ region gets one vector. Region ``r`` is row ``r // grid``, column ``r % grid``
 
 Two families:
 
-* :class:`PretrainedEncoder`: a torchvision ResNet-50/101/152 or MobileNetV2 cut
-  before its global pooling, followed by adaptive average pooling to the grid.
-  ImageNet weights are used when they are cached or can be downloaded, or read from a
-  local file. **Fallback offline**: one warning line, and the network keeps its random
-  initialisation, so its features mean nothing until trained; fine-tune it
-  (``fine_tune_blocks=-1``) or use :class:`SmallCNNEncoder`, which is what the kit's
-  offline runs do.
-* :class:`SmallCNNEncoder`: a four-block CNN that trains end to end with the decoder
-  in minutes on a CPU (the synthetic dataset of the kit).
+* :class:`PretrainedEncoder`: an ImageNet CNN (ResNet-50/101/152, MobileNetV2 or
+  EfficientNet-Lite0) cut after one of its stages, followed by adaptive average pooling
+  to the grid. Its weights come from ``course_utils.vision.pretrained.load_imagenet``:
+  torchvision's ImageNet weights when they are cached or can be downloaded, otherwise
+  EfficientNet-Lite0 with the ImageNet weights a pip package installs (one line says
+  which); random weights only when asked for (``weights=None``). This is the encoder of
+  every captioning run of the kit, frozen, its features computed once into a
+  ``FeatureCache`` (seed 001's design).
+* :class:`SmallCNNEncoder`: a four-block CNN trained from scratch with the decoder, for
+  the comparison "pretrained vs from scratch".
 """
 
 from __future__ import annotations
@@ -27,18 +28,24 @@ from typing import Optional, Union
 import torch
 import torch.nn as nn
 
-from course_utils.vision.pretrained import BACKBONES, backbone_blocks, load_backbone
+from course_utils.vision.pretrained import backbone_blocks, block_names, load_imagenet
 
 
 class PretrainedEncoder(nn.Module):
-    """A torchvision CNN cut before pooling, then pooled to a ``grid x grid`` grid.
+    """An ImageNet CNN cut after a block, then pooled to a ``grid x grid`` grid.
 
-    ``images (batch, 3, H, W)`` -> ``features (batch, grid*grid, encoder_dim)``;
+    ``images (batch, 3, H, W)`` (ImageNet-normalised) -> ``features (batch, grid*grid, encoder_dim)``;
     for ResNet-50 at 224 x 224: ``(batch, 49, 2048)``.
 
-    ``fine_tune_blocks``: how many of the last blocks train (0 = frozen feature
-    extractor, 1 = ResNet's ``layer4``, 2 = ``layer3`` and ``layer4``, -1 = all).
-    Frozen blocks stay in eval mode, so their batch-norm statistics never move.
+    ``name``: a network (``"resnet50"``: up to its last feature map), or a network and the
+    last block to keep, ``"NETWORK:BLOCK"`` with a block of ``pretrained.block_names``
+    (``"efficientnet_lite0:blocks.4"``, ``"resnet50:layer3"``): earlier blocks have a finer
+    map whose vectors each describe a smaller part of the image. ``self.name`` is the
+    encoder actually built (EfficientNet-Lite0 when a whole network's weights cannot be had,
+    see ``load_imagenet``); ``self.weights`` says where its weights came from; both go into
+    checkpoints and cache names. ``fine_tune_blocks``: how many of the last kept blocks train
+    (0 = frozen feature extractor, 1 = ResNet's ``layer4``, -1 = all). Frozen blocks stay in
+    eval mode, so their batch-norm statistics never move.
     """
 
     def __init__(
@@ -47,13 +54,29 @@ class PretrainedEncoder(nn.Module):
         grid: int = 7,
         fine_tune_blocks: int = 0,
         weights: Union[str, Path, None] = "imagenet",
+        quiet: bool = False,
     ) -> None:
         super().__init__()
-        self.name, self.grid = name, grid
-        self.encoder_dim = BACKBONES.get(name, 0)
-        self.blocks = nn.Sequential(*backbone_blocks(name, load_backbone(name, weights)))
+        network, _, last = name.partition(":")
+        net = load_imagenet(network, weights, fallback=not last, quiet=quiet)  # a cut names its network's block
+        names = block_names(net.name)
+        if last and last not in names:
+            raise ValueError(f"{network} has no block {last!r}; its blocks are {', '.join(names)}")
+        keep = names.index(last) + 1 if last else len(names)
+        self.name = f"{net.name}:{last}" if last else net.name
+        self.weights, self.grid = net.weights, grid
+        self.blocks = nn.Sequential(*backbone_blocks(net.name, net.model)[:keep])
+        self.encoder_dim = self._channels()
         self.pool = nn.AdaptiveAvgPool2d((grid, grid))
         self.fine_tune(fine_tune_blocks)
+
+    @torch.no_grad()
+    def _channels(self) -> int:
+        """Channels of the kept blocks' output, measured on a small dummy batch (works for any cut)."""
+        was_training = self.blocks.training
+        out = self.blocks.eval()(torch.zeros(1, 3, 64, 64))  # (1, encoder_dim, h, w)
+        self.blocks.train(was_training)
+        return int(out.shape[1])
 
     def fine_tune(self, blocks: int) -> None:
         """Train only the last ``blocks`` blocks (0 = none, -1 = all)."""
@@ -124,7 +147,7 @@ def build_encoder(
     weights: Union[str, Path, None] = "imagenet",
     channels: Optional[tuple[int, ...]] = None,
 ) -> nn.Module:
-    """``"small_cnn"`` or a torchvision name from :data:`BACKBONES`."""
+    """``"small_cnn"``, a network name from ``course_utils.vision.pretrained.BACKBONES``, or ``"NETWORK:BLOCK"``."""
     if name == "small_cnn":
         return SmallCNNEncoder(grid, tuple(channels)) if channels else SmallCNNEncoder(grid)
     return PretrainedEncoder(name, grid, fine_tune_blocks, weights)

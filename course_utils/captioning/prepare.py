@@ -15,12 +15,12 @@ What it does, in order:
    chapter reads the same images).
 2. **fast mode**: a real dataset keeps a regular sample of at most ``max_images`` images.
 3. **vocabulary** from the training split only, words seen at least ``min_freq`` times.
-4. **model inputs**:
-
-   * synthetic data: 64 x 64 images for a small CNN trained with the decoder
-     (an 8 x 8 grid of 128-number regions), decoded once into an ``ImageStore`` per split;
-   * a real dataset: a frozen ImageNet ResNet-50 at 224 x 224 (7 x 7 = 49 regions of
-     2,048 numbers), run once per image into a ``FeatureCache`` per split.
+4. **model inputs**, the same for every dataset (seed 001's design): a frozen
+   ImageNet-pretrained CNN runs *once* per image into a ``FeatureCache`` per split, and
+   only the decoder trains on the cached grids. The network is ResNet-50 when its
+   ImageNet weights can be had, else EfficientNet-Lite0 with the weights a pip package
+   installs (``course_utils.vision.pretrained``; one line says which). Only sizes differ:
+   a real dataset's photos at 224 px; the synthetic 96-px scenes at ``SYNTH_IMAGE_SIZE``.
 """
 
 from __future__ import annotations
@@ -33,29 +33,32 @@ import torch
 import torch.nn as nn
 
 from course_utils.caption_data import synth
-from course_utils.caption_data.cache import FeatureCache, ImageStore
+from course_utils.caption_data.cache import FeatureCache
 from course_utils.caption_data.fetch import get_dataset
 from course_utils.caption_data.formats import load_dataset
 from course_utils.caption_data.records import CaptionData
 from course_utils.captioning.encoders import build_encoder
 from course_utils.sequence.text import tokenize
 from course_utils.sequence.vocab import Vocabulary
-from course_utils.vision.image_io import eval_transform
+from course_utils.vision.pretrained import BACKBONES
 
 SPLITS = ("train", "val", "test")
-SMALL_CNN_CHANNELS = [16, 32, 64, 128]  # the small CNN's blocks, written into checkpoints
+NETWORK = "resnet50"  # the encoder asked for: seed 001's; EfficientNet-Lite0 offline
+REAL_IMAGE_SIZE = 224  # pixels per side of a photo, as ImageNet networks were trained
+SYNTH_IMAGE_SIZE = 224  # pixels per side the synthetic 96-px scenes are resized to
+GRID = 7  # regions per side: 7 x 7 = 49
 
 
 @dataclasses.dataclass
 class CaptionSetup:
-    """A dataset ready for training: captions, vocabulary, and the encoder's inputs per split.
+    """A dataset ready for training: captions, vocabulary, and the cached encoder features per split.
 
-    ``encoder``/``image_size``/``grid``: ``"small_cnn"``, 64 px, 8 on synthetic data;
-    ``"resnet50"``, 224 px, 7 on a real one (``grid x grid`` regions per image).
-    ``stores``: split -> ``ImageStore`` of ``(num_images, image_size, image_size, 3)`` uint8
-    (synthetic data); ``caches``: split -> ``FeatureCache`` of
-    ``(num_images, grid*grid, encoder_dim)`` features, and ``backbone`` the frozen encoder
-    that made them (a real dataset). Both are empty when built with ``build_inputs=False``.
+    ``encoder``/``image_size``/``grid``/``encoder_dim``: the frozen network that made the
+    features (``"resnet50"`` or, offline, ``"efficientnet_lite0"``), the image size it saw,
+    and the ``grid x grid`` regions of ``encoder_dim`` numbers per image. ``caches``: split ->
+    ``FeatureCache`` of ``(num_images, grid*grid, encoder_dim)`` features; ``backbone``: the
+    frozen encoder itself (put it back in front of the decoder to caption new images).
+    ``caches`` is empty when built with ``build_inputs=False``.
     """
 
     data: CaptionData
@@ -67,29 +70,23 @@ class CaptionSetup:
     image_size: int  # pixels per side
     grid: int
     encoder_dim: int  # numbers per region
-    stores: dict[str, ImageStore] = dataclasses.field(default_factory=dict)
     caches: dict[str, FeatureCache] = dataclasses.field(default_factory=dict)
     backbone: Optional[nn.Module] = None
 
     def inputs_for(self, split: str) -> dict:
-        """Keyword arguments of CaptionDataset / EvalDataset: stored images (small CNN) or cached features."""
-        if self.synthetic:
-            return dict(transform=eval_transform(self.image_size), store=self.stores[split])  # resize + ImageNet norm
+        """Keyword arguments of CaptionDataset / EvalDataset: the split's cached features."""
         return dict(features=self.caches[split])
 
     def encoder_config(self) -> dict:
-        """The encoder part of a model config: the small CNN, or none for cached features (the
-        checkpoint then names the encoder that made them, so ``python -m course_utils caption`` can use it)."""
-        if self.synthetic:  # channels written out so the checkpoint rebuilds the same network
-            return dict(
-                encoder=self.encoder, grid=self.grid, channels=list(SMALL_CNN_CHANNELS), image_size=self.image_size
-            )
+        """The encoder part of a model config: none (the model reads cached features), and the
+        encoder that made them, so that ``python -m course_utils caption`` and the apps can rebuild it."""
         return dict(
             encoder=None,
             encoder_dim=self.encoder_dim,
             feature_encoder=self.encoder,
             grid=self.grid,
             image_size=self.image_size,
+            trained_on=trained_on(self.data.name, self.synthetic),
         )
 
     def summary(self) -> list[str]:
@@ -99,8 +96,37 @@ class CaptionSetup:
         return [
             f"{data.name}: {len(data.captions):,} images, {data.num_captions():,} captions, {splits}",
             f"vocabulary: {len(self.vocab)} words, e.g. {self.vocab.itos[:12]}",
-            f"encoder: {self.encoder}, {grid} x {grid} = {grid * grid} regions, images of {self.image_size} px",
+            f"encoder: {self.encoder} (frozen, ImageNet), {grid} x {grid} = {grid * grid} regions of "
+            f"{self.encoder_dim} numbers, images of {self.image_size} px",
         ]
+
+
+def trained_on(name: str, synthetic: bool) -> str:
+    """What a checkpoint's captions can talk about, said by the caption app and command."""
+    if synthetic:
+        return "synthetic shapes: photos get shape words; train on Flickr8k for photos"
+    return f"{name} photos"
+
+
+def build_caches(
+    cache_root: Union[str, Path],
+    data: CaptionData,
+    backbone: nn.Module,
+    image_size: int,
+    device: Union[str, torch.device] = "cpu",
+    progress: bool = True,
+) -> dict[str, FeatureCache]:
+    """Run the frozen ``backbone`` once over every split into a ``FeatureCache`` (reused when built).
+
+    The cache folder is named after ``backbone.name`` (plus ``-random`` for random weights),
+    the image size and the dataset, so a change of any of them builds a new one.
+    """
+    name = backbone.name + ("-random" if getattr(backbone, "weights", None) == "random" else "")
+    return {
+        s: FeatureCache(cache_root, data, s, name, image_size=image_size).build(backbone, device=device,
+                                                                                 progress=progress)
+        for s in SPLITS
+    }  # fmt: skip
 
 
 def find_dataset(
@@ -149,11 +175,11 @@ def prepare_caption_data(
     ``max_images``: in fast mode a real dataset keeps a regular sample of this many images
     (None: ``synth_images``); in full mode every image is kept.
     ``min_freq``: a word enters the vocabulary when seen this often in the training captions.
-    ``device``: where the frozen encoder runs to fill the feature caches (real data).
-    ``backbone``: the frozen encoder for a real dataset (None: ``build_encoder("resnet50",
-    grid=7)``, ImageNet weights, one warning line offline); it needs ``name``, ``grid``
-    and ``encoder_dim`` attributes, as the kit's encoders have.
-    ``build_inputs=False``: data and vocabulary only, no image store or feature cache.
+    ``device``: where the frozen encoder runs to fill the feature caches.
+    ``backbone``: the frozen encoder (None: ``build_encoder(NETWORK, grid=GRID)``: ResNet-50
+    with ImageNet weights, else EfficientNet-Lite0, one line says which); it needs ``name``,
+    ``grid`` and ``encoder_dim`` attributes, as the kit's encoders have.
+    ``build_inputs=False``: data and vocabulary only, no feature cache.
     Cache folders live under ``data_root / "cache"``, keyed so that chapters share them.
     """
     synth_images = synth_images if synth_images is not None else (300 if fast else 2000)
@@ -164,23 +190,14 @@ def prepare_caption_data(
         data = subsample(data, max_images if max_images is not None else synth_images)
     train_tokens = [tokenize(c) for k in data.images("train") for c in data.captions[k]]
     vocab = Vocabulary.build(train_tokens, min_freq=min_freq)  # seed 001: the words seen at least twice
-    cache_root = Path(data_root) / "cache"
-    common = dict(data=data, folder=folder, synthetic=synthetic, vocab=vocab, train_tokens=train_tokens)
-    if synthetic:  # offline there are no ImageNet weights; a small CNN learns these shapes in minutes
-        prepared = CaptionSetup(
-            **common, encoder="small_cnn", image_size=64, grid=8, encoder_dim=SMALL_CNN_CHANNELS[-1]
-        )
-        if build_inputs:
-            prepared.stores = {s: ImageStore(cache_root, data, s, size=64).build(progress=False) for s in SPLITS}
-        return prepared
+    image_size = SYNTH_IMAGE_SIZE if synthetic else REAL_IMAGE_SIZE
     if build_inputs and backbone is None:
-        backbone = build_encoder("resnet50", grid=7)  # frozen, ImageNet weights (one warning line offline)
-    prepared = CaptionSetup(**common, encoder="resnet50", image_size=224, grid=7, encoder_dim=2048, backbone=backbone)
-    if backbone is not None:  # another frozen encoder (the tests use a small one)
-        prepared.encoder, prepared.grid, prepared.encoder_dim = backbone.name, backbone.grid, backbone.encoder_dim
+        backbone = build_encoder(NETWORK, grid=GRID)  # frozen; prints which network and weights
+    name = backbone.name if backbone is not None else NETWORK
+    dim = backbone.encoder_dim if backbone is not None else BACKBONES[NETWORK]
+    grid = backbone.grid if backbone is not None else GRID
+    prepared = CaptionSetup(data=data, folder=folder, synthetic=synthetic, vocab=vocab, train_tokens=train_tokens,
+                            encoder=name, image_size=image_size, grid=grid, encoder_dim=dim, backbone=backbone)
     if build_inputs:
-        prepared.caches = {
-            s: FeatureCache(cache_root, data, s, prepared.encoder, image_size=224).build(backbone, device=device)
-            for s in SPLITS
-        }
+        prepared.caches = build_caches(Path(data_root) / "cache", data, backbone, image_size, device)
     return prepared

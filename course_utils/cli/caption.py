@@ -128,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
         model, vocab, config = load_captioner(args.checkpoint, device)
     except CheckpointError as err:
         return fail(str(err))
+    if config.get("trained_on"):
+        print(f"model: trained on {config['trained_on']}")
     transform = eval_transform(config.get("image_size", 224))
     loaded, failures = load_images(args.images)
     captions = caption_images(model, vocab, [transform(img) for _, img in loaded], args.beam, args.max_len,

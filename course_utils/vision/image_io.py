@@ -90,6 +90,17 @@ def eval_transform(size: int = 224) -> T.Compose:
     return T.Compose([T.Resize((size, size), antialias=True), T.ToTensor(), normalize()])
 
 
+def classify_transform(size: int = 224) -> T.Compose:
+    """PIL image -> tensor ``(3, size, size)``, ImageNet-normalised: how ImageNet classifiers are evaluated.
+
+    The shorter side is resized to ``size * 256 / 224`` pixels (256 for 224) and the centre
+    ``size x size`` square is kept, so the photo is not stretched; the classifiers of
+    ``course_utils.vision.pretrained`` were trained and scored on such crops.
+    """
+    return T.Compose([T.Resize(round(size * 256 / 224), antialias=True), T.CenterCrop(size), T.ToTensor(),
+                      normalize()])  # fmt: skip
+
+
 def train_transform(size: int = 224) -> T.Compose:
     """``eval_transform`` plus augmentation: a small random shift-and-crop and mild colour jitter.
 

@@ -11,11 +11,11 @@ global pooling, then pooled, with a new head. Because it ends with global averag
 pooling and one linear layer, its class activation map (CAM) is exact
 (:meth:`TransferNet.cam`).
 
-**Pretrained weights.** ImageNet weights come from torch's hub cache, or are downloaded
-(``download.pytorch.org``, ~100 MB for ResNet-50, ~14 MB for MobileNetV2), or are read
-from a local file (``weights="path/to/state_dict.pth"``). Offline, one line says so and
-the network keeps its random initialisation: the code runs the same, but the frozen and
-fine-tuned scenarios then start from random features, so they lose their advantage.
+**Pretrained weights** come from ``course_utils.vision.pretrained.load_imagenet``:
+torchvision's (hub cache, or downloaded from ``download.pytorch.org``: ~100 MB for
+ResNet-50, ~14 MB for MobileNetV2), a local file (``weights="path/to/state_dict.pth"``),
+or, offline, EfficientNet-Lite0 with the ImageNet weights a pip package installs; one
+line says which network and weights are in use (``TransferNet.arch``/``weights_source``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
-import torchvision
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -33,64 +32,14 @@ from course_utils.basics.networks import evaluating
 from course_utils.vision.architectures import count_parameters
 from course_utils.vision.cam import class_activation_map, normalize_map, upsample_map
 from course_utils.vision.classify import predict, train_classifier
-from course_utils.vision.image_data import reachable
-from course_utils.vision.pretrained import (
-    BACKBONES,
-    WeightsUnavailable,
-    backbone_blocks,
-    imagenet_state_dict,
-    load_backbone,
-)
+from course_utils.vision.pretrained import BACKBONES, backbone_blocks, imagenet_classes, imagenet_head, load_imagenet
 
 MODES = ("scratch", "frozen", "finetune")
 ARCHS = ("resnet50", "mobilenet_v2")
-WEIGHTS_HOST = "download.pytorch.org"
-
-
-def imagenet_weights(arch: str) -> torchvision.models.WeightsEnum:
-    """torchvision's default ImageNet weights entry for ``arch`` (url, class names, ...)."""
-    return torchvision.models.get_model_weights(arch).DEFAULT
-
-
-def imagenet_classes(arch: str = "resnet50") -> list[str]:
-    """The 1,000 ImageNet class names (shipped inside torchvision: no download)."""
-    return list(imagenet_weights(arch).meta["categories"])
-
-
-def cached_weights_path(arch: str) -> Path:
-    """Where torch's hub cache keeps the ImageNet weights file of ``arch``."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(imagenet_weights(arch).url).name
-
-
-def load_pretrained(arch: str, weights: Union[str, Path, None] = "imagenet") -> tuple[nn.Module, str]:
-    """A torchvision classifier ``arch`` and where its weights came from.
-
-    ``weights``: ``"imagenet"`` (cache, else download), a file holding a state dict, or
-    None (random). Returns ``(model, source)`` with ``source`` one of ``"imagenet"``,
-    the file path, or ``"random"``. When ImageNet weights are neither cached nor
-    downloadable it prints one line and returns the random network.
-    """
-    if arch not in BACKBONES:
-        raise ValueError(f"arch must be one of {', '.join(BACKBONES)}, got {arch!r}")
-    if weights is None:
-        return load_backbone(arch, None), "random"
-    if str(weights) != "imagenet":
-        return load_backbone(arch, weights), str(weights)  # reads the file with weights_only=True
-    model = load_backbone(arch, None)
-    if cached_weights_path(arch).is_file() or reachable(WEIGHTS_HOST, 443):
-        try:
-            model.load_state_dict(imagenet_state_dict(arch))
-            return model, "imagenet"
-        except WeightsUnavailable as err:
-            reason = str(err)
-    else:
-        reason = f"not in {cached_weights_path(arch).parent} and {WEIGHTS_HOST} is unreachable"
-    print(f"offline: no ImageNet weights for {arch} ({reason}); using random initialisation instead")
-    return model, "random"
 
 
 class TransferNet(nn.Module):
-    """A torchvision backbone cut before pooling + global average pooling + a linear head.
+    """An ImageNet backbone cut before pooling + global average pooling + a linear head.
 
     ``images (batch, 3, H, W)`` -> ``logits (batch, num_classes)``; the backbone's feature
     maps are ``(batch, C, H/32, W/32)`` with ``C`` = 2048 (ResNet-50) or 1280 (MobileNetV2).
@@ -112,16 +61,16 @@ class TransferNet(nn.Module):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        net, self.weights_source = load_pretrained(arch, None if mode == "scratch" else weights)
-        self.arch, self.mode = arch, mode
-        self.blocks = nn.Sequential(*backbone_blocks(arch, net))  # (batch, C, h, w)
+        net = load_imagenet(arch, None if mode == "scratch" else weights)  # prints which network and weights
+        self.arch, self.mode, self.weights_source = net.name, mode, net.weights  # arch: the network built
+        self.blocks = nn.Sequential(*backbone_blocks(net.name, net.model))  # (batch, C, h, w)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         if num_classes is None:  # the ImageNet classifier itself
-            self.fc = net.fc if arch.startswith("resnet") else net.classifier[-1]
-            self.class_names: Optional[list[str]] = imagenet_classes(arch)
+            self.fc = imagenet_head(net.name, net.model)
+            self.class_names: Optional[list[str]] = imagenet_classes()
         else:
-            self.fc = nn.Linear(BACKBONES[arch], num_classes)
+            self.fc = nn.Linear(BACKBONES[net.name], num_classes)
             self.class_names = None
         for p in self.blocks.parameters():
             p.requires_grad_(mode != "frozen")
