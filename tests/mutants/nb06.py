@@ -1,0 +1,80 @@
+"""Wrong answers to the exercises of notebook 06 (see tests/test_mutants.py)."""
+
+NOTEBOOK = "06_rnn_and_lstm.ipynb"
+
+_LSTM = """
+hx = {cat}
+f = torch.sigmoid(hx @ W["f"].T + b["f"])
+i = torch.sigmoid(hx @ W["i"].T + b["i"])
+n = {n}
+c = {c}
+o = torch.sigmoid(hx @ W["o"].T + b["o"])
+h = {h}
+return h, c
+"""
+_LSTM_GOOD = dict(cat="torch.cat([h, x], dim=1)", n='torch.tanh(hx @ W["n"].T + b["n"])', c="c * f + n * i",
+                  h="o * torch.tanh(c)")
+
+_LOGP = """
+model.eval()
+device = next(model.parameters()).device
+ids = torch.tensor([vocab.encode(tokenize(sentence))], device=device)
+with torch.no_grad():
+    logits, _ = model({inputs})
+log_probs = {log_probs}
+return log_probs.gather(1, {targets}).{reduce}().item()
+"""
+_LOGP_GOOD = dict(inputs="ids[:, :-1]", log_probs="logits[0].log_softmax(-1)", targets="ids[0, 1:, None]", reduce="sum")
+
+MUTANTS = {
+    "06_rnn_step": [
+        dict(name="previous state ignored", common=True, source="return torch.tanh(x @ W_xh.T + b)"),
+        dict(name="sigmoid instead of tanh", common=True,
+             source="return torch.sigmoid(x @ W_xh.T + h @ W_hh.T + b)"),
+        dict(name="W_hh not transposed", common=True, source="return torch.tanh(x @ W_xh.T + h @ W_hh + b)"),
+        dict(name="bias forgotten", common=True, source="return torch.tanh(x @ W_xh.T + h @ W_hh.T)"),
+    ],
+    "06_lstm_step": [
+        dict(name="[x, h] instead of [h, x]", common=True,
+             source=_LSTM.format(**{**_LSTM_GOOD, "cat": "torch.cat([x, h], dim=1)"})),
+        dict(name="forget gate not applied", common=True, source=_LSTM.format(**{**_LSTM_GOOD, "c": "c + n * i"})),
+        dict(name="h = o * C without tanh", common=True, source=_LSTM.format(**{**_LSTM_GOOD, "h": "o * c"})),
+        dict(name="candidate through a sigmoid", common=True,
+             source=_LSTM.format(**{**_LSTM_GOOD, "n": 'torch.sigmoid(hx @ W["n"].T + b["n"])'})),
+    ],
+    "06_temperature": [
+        dict(name="multiplies by the temperature", common=True, source="""
+if temperature < 0:
+    raise ValueError(f"temperature must be >= 0, got {temperature}")
+if temperature == 0:
+    return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+return torch.softmax(logits * temperature, dim=-1)
+"""),
+        dict(name="softmax over the first axis", common=True, source="""
+if temperature < 0:
+    raise ValueError(f"temperature must be >= 0, got {temperature}")
+if temperature == 0:
+    return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+return torch.softmax(logits / temperature, dim=0)
+"""),
+        dict(name="no special case for T = 0 (division by zero)", common=True, source="""
+if temperature < 0:
+    raise ValueError(f"temperature must be >= 0, got {temperature}")
+return torch.softmax(logits / temperature, dim=-1)
+"""),
+        dict(name="negative temperature accepted", source="""
+if temperature == 0:
+    return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+return torch.softmax(logits / abs(temperature), dim=-1)
+"""),
+    ],
+    "06_sentence_log_prob": [
+        dict(name="scores the current word instead of the next", common=True,
+             source=_LOGP.format(**{**_LOGP_GOOD, "targets": "ids[0, :-1, None]"})),
+        dict(name="raw logits instead of log-probabilities", common=True,
+             source=_LOGP.format(**{**_LOGP_GOOD, "log_probs": "logits[0]"})),
+        dict(name="mean instead of sum", common=True, source=_LOGP.format(**{**_LOGP_GOOD, "reduce": "mean"})),
+        dict(name="log of the softmax over the wrong axis", common=True,
+             source=_LOGP.format(**{**_LOGP_GOOD, "log_probs": "logits[0].log_softmax(0)"})),
+    ],
+}
