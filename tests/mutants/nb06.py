@@ -78,3 +78,36 @@ return torch.softmax(logits / abs(temperature), dim=-1)
              source=_LOGP.format(**{**_LOGP_GOOD, "log_probs": "logits[0].log_softmax(0)"})),
     ],
 }
+
+_BPTT = """
+dxs = torch.zeros_like(xs)
+dW_xh, dW_hh = torch.zeros_like(W_xh), torch.zeros_like(W_hh)
+db = torch.zeros(W_hh.shape[0], dtype=hs.dtype)
+dh_next = torch.zeros_like(h0)
+for t in {order}:
+    dh = {dh}
+    da = {da}
+    h_prev = {h_prev}
+    dW_xh += da.T @ xs[t]
+    dW_hh += {dW_hh}
+    db += da.sum(dim=0)
+    dxs[t] = da @ W_xh
+    dh_next = {dh_next}
+return {{"xs": dxs, "h0": dh_next, "W_xh": dW_xh, "W_hh": dW_hh, "b": db}}
+"""
+_BPTT_GOOD = dict(order="reversed(range(len(xs)))", dh="dhs[t] + dh_next", da="dh * (1 - hs[t] ** 2)",
+                  h_prev="hs[t - 1] if t > 0 else h0", dW_hh="da.T @ h_prev", dh_next="da @ W_hh")
+
+MUTANTS["06_rnn_backward"] = [
+    dict(name="no gradient through time (dh = dhs[t])", common=True,
+         source=_BPTT.format(**{**_BPTT_GOOD, "dh": "dhs[t]"})),
+    dict(name="h_prev off by one (hs[t])", common=True,
+         source=_BPTT.format(**{**_BPTT_GOOD, "h_prev": "hs[t]"})),
+    dict(name="tanh derivative forgotten", common=True, source=_BPTT.format(**{**_BPTT_GOOD, "da": "dh"})),
+    dict(name="tanh derivative as 1 - h", common=True, source=_BPTT.format(**{**_BPTT_GOOD, "da": "dh * (1 - hs[t])"})),
+    dict(name="dW_hh transposed", common=True, source=_BPTT.format(**{**_BPTT_GOOD, "dW_hh": "h_prev.T @ da"})),
+    dict(name="walks forwards in time", common=True,
+         source=_BPTT.format(**{**_BPTT_GOOD, "order": "range(len(xs))"})),
+    dict(name="W_hh not transposed on the way back", common=True,
+         source=_BPTT.format(**{**_BPTT_GOOD, "dh_next": "da @ W_hh.T"})),
+]
