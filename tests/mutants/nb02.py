@@ -108,3 +108,33 @@ return out
 """),
     ],
 }
+
+_LAYER = """
+pad = {pad}
+x = np.pad(np.asarray(images, dtype=np.float64), pad)
+weight = np.asarray(weight, dtype=np.float64){flip}
+kh, kw = weight.shape[2:]
+h_out = (x.shape[2] - kh) // stride + 1
+w_out = (x.shape[3] - kw) // stride + 1
+out = np.zeros((x.shape[0], weight.shape[0], h_out, w_out))
+for i in range(h_out):
+    for j in range(w_out):
+        window = {window}
+        out[:, :, i, j] = {combine}
+return {result}
+"""
+_LAYER_GOOD = dict(pad="((0, 0), (0, 0), (padding, padding), (padding, padding))", flip="",
+                   window="x[:, :, i * stride:i * stride + kh, j * stride:j * stride + kw]",
+                   combine="np.tensordot(window, weight, axes=([1, 2, 3], [1, 2, 3]))",
+                   result="out + np.asarray(bias, dtype=np.float64)[None, :, None, None]")
+
+MUTANTS["02_conv2d_layer"] = [
+    dict(name="padding ignored", common=True, source=_LAYER.format(**{**_LAYER_GOOD, "pad": "0"})),
+    dict(name="batch and channel axes padded too", source=_LAYER.format(**{**_LAYER_GOOD, "pad": "padding"})),
+    dict(name="window start ignores the stride", common=True,
+         source=_LAYER.format(**{**_LAYER_GOOD, "window": "x[:, :, i:i + kh, j:j + kw]"})),
+    dict(name="bias forgotten", common=True, source=_LAYER.format(**{**_LAYER_GOOD, "result": "out"})),
+    dict(name="only the first input channel", common=True, source=_LAYER.format(**{
+        **_LAYER_GOOD, "combine": "np.tensordot(window[:, :1], weight[:, :1], axes=([1, 2, 3], [1, 2, 3]))"})),
+    dict(name="kernels flipped", common=True, source=_LAYER.format(**{**_LAYER_GOOD, "flip": "[:, :, ::-1, ::-1]"})),
+]

@@ -89,3 +89,45 @@ return param - lr * m / (v.sqrt() + eps), m, v
         dict(name="eps inside the square root", source=_ADAM.format(**{**_ADAM_GOOD, "root": "(v_hat + eps).sqrt()"})),
     ],
 }
+
+_TRAIN = """
+{mode}
+total, count = 0.0, 0
+for x, y in loader:
+    {zero}
+    loss = loss_fn(model(x), y)
+    {backward_step}
+    total += {weighted}
+    count += len(x)
+return total / count
+"""
+_TRAIN_GOOD = dict(mode="model.train()", zero="optimizer.zero_grad()",
+                   backward_step="loss.backward()\n    optimizer.step()", weighted="loss.item() * len(x)")
+
+_EVAL = """
+{mode}
+total, correct, count = 0.0, 0, 0
+with {context}:
+    for x, y in loader:
+        scores = model(x)
+        total += loss_fn(scores, y).item() * len(x)
+        correct += (scores.argmax(dim={axis}) == y).sum().item()
+        count += len(x)
+return total / count, correct / count
+"""
+_EVAL_GOOD = dict(mode="model.eval()", context="torch.no_grad()", axis="1")
+
+MUTANTS["03_training_loop"] = [
+    dict(name="zero_grad forgotten", common=True, hint="zero_grad", source=_TRAIN.format(**{**_TRAIN_GOOD, "zero": "pass"})),
+    dict(name="model.train() forgotten", common=True, hint="model.train()",
+         source=_TRAIN.format(**{**_TRAIN_GOOD, "mode": "pass"})),
+    dict(name="step before backward", common=True, hint="before optimizer.step()",
+         source=_TRAIN.format(**{**_TRAIN_GOOD, "backward_step": "optimizer.step()\n    loss.backward()"})),
+    dict(name="mean of the batch means", common=True, hint="weighted",
+         source=_TRAIN.format(**{**_TRAIN_GOOD, "weighted": "loss.item() * 4"})),
+    dict(name="evaluate in training mode", common=True, block=1, hint="model.eval()",
+         source=_EVAL.format(**{**_EVAL_GOOD, "mode": "pass"})),
+    dict(name="evaluate with gradients on", common=True, block=1, hint="torch.no_grad()",
+         source=_EVAL.format(**{**_EVAL_GOOD, "context": "torch.enable_grad()"})),
+    dict(name="accuracy over the wrong axis", block=1, source=_EVAL.format(**{**_EVAL_GOOD, "axis": "0"})),
+]
