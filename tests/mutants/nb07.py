@@ -108,3 +108,37 @@ return padded, lengths
             **_NEAREST_GOOD, "unit": "vectors / np.linalg.norm(vectors, axis=0, keepdims=True)"})),
     ],
 }
+
+_PAIRS = """
+self.pairs = []
+for key in {keys}:
+    for raw in {raws}:
+        tokens = text.tokenize(raw)
+        {cut}
+        self.pairs.append((key, {encode}))
+"""
+_PAIRS_GOOD = dict(keys="keys", raws="captions[key]", cut="if max_len is not None:\n            tokens = tokens[:max_len]",
+                   encode="vocab.encode(tokens)")
+
+MUTANTS["07_caption_dataset"] = [
+    dict(name="max_len ignored", common=True, source=_PAIRS.format(**{**_PAIRS_GOOD, "cut": "pass"})),
+    dict(name="cut after encode (loses <end>)", common=True, hint="<end>", source=_PAIRS.format(**{
+        **_PAIRS_GOOD, "cut": "pass", "encode": "vocab.encode(tokens)[: max_len + 1] if max_len else vocab.encode(tokens)"})),
+    dict(name="one caption per image", common=True, source=_PAIRS.format(**{**_PAIRS_GOOD, "raws": "captions[key][:1]"})),
+    dict(name="images in dict order instead of `keys`", common=True, hint="keys",
+         source=_PAIRS.format(**{**_PAIRS_GOOD, "keys": "images"})),
+    dict(name="ids returned as a list", common=True, block=2, hint="torch.long", source="""
+key, ids = self.pairs[idx]
+return self.images[key], ids
+"""),
+    dict(name="ids as float", common=True, block=2, hint="torch.long", source="""
+key, ids = self.pairs[idx]
+return self.images[key], torch.tensor(ids, dtype=torch.float32)
+"""),
+    dict(name="images concatenated instead of stacked", common=True, block=3, source="""
+images = torch.cat([image for image, _ in batch])
+captions, lengths = datasets.pad_captions([ids for _, ids in batch])
+return images, captions, lengths
+"""),
+    dict(name="len counts images, not pairs", common=True, block=1, source="return len(self.images)"),
+]
