@@ -25,7 +25,8 @@ _ADAM_GOOD = dict(square="grad**2", t="t", root="v_hat.sqrt()", state="m, v")
 MUTANTS = {
     "03_activations": [
         dict(name="leaky_relu ignores the slope argument", common=True, source="return torch.where(x > 0, x, 0.1 * x)"),
-        dict(name="leaky_relu with the branches swapped", common=True, source="return torch.where(x > 0, slope * x, x)"),
+        dict(name="leaky_relu with the branches swapped", common=True,
+             source="return torch.where(x > 0, slope * x, x)"),
         dict(name="leaky_relu = relu plus slope x everywhere", common=True, source="return torch.relu(x) + slope * x"),
         dict(name="elu without the clamp (NaN gradient for large x)", common=True, block=1, hint="clamp",
              source="return torch.where(x > 0, x, alpha * (torch.exp(x) - 1))"),
@@ -118,7 +119,8 @@ return total / count, correct / count
 _EVAL_GOOD = dict(mode="model.eval()", context="torch.no_grad()", axis="1")
 
 MUTANTS["03_training_loop"] = [
-    dict(name="zero_grad forgotten", common=True, hint="zero_grad", source=_TRAIN.format(**{**_TRAIN_GOOD, "zero": "pass"})),
+    dict(name="zero_grad forgotten", common=True, hint="zero_grad",
+         source=_TRAIN.format(**{**_TRAIN_GOOD, "zero": "pass"})),
     dict(name="model.train() forgotten", common=True, hint="model.train()",
          source=_TRAIN.format(**{**_TRAIN_GOOD, "mode": "pass"})),
     dict(name="step before backward", common=True, hint="before optimizer.step()",

@@ -117,14 +117,17 @@ for key in {keys}:
         {cut}
         self.pairs.append((key, {encode}))
 """
-_PAIRS_GOOD = dict(keys="keys", raws="captions[key]", cut="if max_len is not None:\n            tokens = tokens[:max_len]",
+_PAIRS_GOOD = dict(keys="keys", raws="captions[key]",
+                   cut="if max_len is not None:\n            tokens = tokens[:max_len]",
                    encode="vocab.encode(tokens)")
 
 MUTANTS["07_caption_dataset"] = [
     dict(name="max_len ignored", common=True, source=_PAIRS.format(**{**_PAIRS_GOOD, "cut": "pass"})),
     dict(name="cut after encode (loses <end>)", common=True, hint="<end>", source=_PAIRS.format(**{
-        **_PAIRS_GOOD, "cut": "pass", "encode": "vocab.encode(tokens)[: max_len + 1] if max_len else vocab.encode(tokens)"})),
-    dict(name="one caption per image", common=True, source=_PAIRS.format(**{**_PAIRS_GOOD, "raws": "captions[key][:1]"})),
+        **_PAIRS_GOOD, "cut": "pass",
+        "encode": "vocab.encode(tokens)[: max_len + 1] if max_len else vocab.encode(tokens)"})),
+    dict(name="one caption per image", common=True,
+         source=_PAIRS.format(**{**_PAIRS_GOOD, "raws": "captions[key][:1]"})),
     dict(name="images in dict order instead of `keys`", common=True, hint="keys",
          source=_PAIRS.format(**{**_PAIRS_GOOD, "keys": "images"})),
     dict(name="ids returned as a list", common=True, block=2, hint="torch.long", source="""
