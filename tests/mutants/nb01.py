@@ -84,3 +84,28 @@ return np.histogram(grey, bins=256)[0]
 """),
     ],
 }
+
+_EQ = """
+counts = np.bincount(grey.ravel(), minlength=256)
+cdf = {cdf}
+cdf_min = {cdf_min}
+{guard}
+lut = {lut}
+lut = np.clip(lut, 0, 255).astype(np.uint8)
+return lut[grey]
+"""
+_EQ_GOOD = dict(cdf="np.cumsum(counts)", cdf_min="cdf[cdf > 0][0]",
+                guard="if grey.size == cdf_min:\n    return grey.copy()",
+                lut="np.round((cdf - cdf_min) / (grey.size - cdf_min) * 255)")
+
+MUTANTS["01_equalize"] = [
+    dict(name="cdf_min not subtracted", common=True,
+         source=_EQ.format(**{**_EQ_GOOD, "lut": "np.round(cdf / grey.size * 255)"})),
+    dict(name="cdf_min = cdf[0] (level 0 may be absent)", common=True,
+         source=_EQ.format(**{**_EQ_GOOD, "cdf_min": "cdf[0]", "guard": "pass"})),
+    dict(name="truncated instead of rounded", common=True,
+         source=_EQ.format(**{**_EQ_GOOD, "lut": "np.floor((cdf - cdf_min) / (grey.size - cdf_min) * 255)"})),
+    dict(name="no guard for a flat image", common=True, source=_EQ.format(**{**_EQ_GOOD, "guard": "pass"})),
+    dict(name="exclusive cumulative sum", common=True,
+         source=_EQ.format(**{**_EQ_GOOD, "cdf": "np.cumsum(counts) - counts"})),
+]
