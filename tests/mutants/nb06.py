@@ -111,3 +111,40 @@ MUTANTS["06_rnn_backward"] = [
     dict(name="W_hh not transposed on the way back", common=True,
          source=_BPTT.format(**{**_BPTT_GOOD, "dh_next": "da @ W_hh.T"})),
 ]
+
+_SAMPLE = """
+{mode}
+ids = [vocab.start_id]
+with torch.no_grad():
+    logits, state = model(torch.tensor([ids]))
+    for _ in range({steps}):
+        scores = logits[0, -1].clone()
+        {mask}
+        probs = {probs}
+        if temperature == 0:
+            next_id = int(probs.argmax())
+        else:
+            next_id = int(torch.multinomial(probs, 1, generator={generator}))
+        ids.append(next_id)
+        if next_id == vocab.end_id:
+            break
+        logits, state = {feed}
+return vocab.decode(ids)
+"""
+_SAMPLE_GOOD = dict(mode="model.eval()", steps="max_len",
+                    mask='scores[[vocab.pad_id, vocab.start_id]] = float("-inf")',
+                    probs="language_model.apply_temperature(scores, temperature)", generator="generator",
+                    feed="model(torch.tensor([[next_id]]), state)")
+
+MUTANTS["06_sample_sentence"] = [
+    dict(name="stays in training mode (dropout on)", common=True, hint="model.eval()",
+         source=_SAMPLE.format(**{**_SAMPLE_GOOD, "mode": "pass"})),
+    dict(name="state not carried", common=True,
+         source=_SAMPLE.format(**{**_SAMPLE_GOOD, "feed": "model(torch.tensor([[next_id]]))"})),
+    dict(name="temperature ignored", common=True,
+         source=_SAMPLE.format(**{**_SAMPLE_GOOD, "probs": "torch.softmax(scores, dim=-1)"})),
+    dict(name="the caller's generator ignored", common=True,
+         source=_SAMPLE.format(**{**_SAMPLE_GOOD, "generator": "None"})),
+    dict(name="<pad> and <start> not masked", source=_SAMPLE.format(**{**_SAMPLE_GOOD, "mask": "pass"})),
+    dict(name="one word short (max_len - 1)", source=_SAMPLE.format(**{**_SAMPLE_GOOD, "steps": "max_len - 1"})),
+]
