@@ -321,3 +321,57 @@ def load_student_weights(student: Any, reference: Any, name: str = "weights") ->
         raise CheckError(f"{name}: the module's parameters do not match the package's ({' | '.join(problems)}); "
                          "keep the layer names and sizes given in __init__")  # fmt: skip
     reference.load_state_dict(mine)
+
+
+# --------------------------------------------------------------------------- gradients (notebooks 03, 06)
+def numerical_gradient(f: Callable[[], float], x: Any, index: tuple, h: float = 1e-6) -> float:
+    """Centred difference ``(f(x + h e_i) - f(x - h e_i)) / 2h`` at one position ``index`` of ``x``.
+
+    ``x`` (a float64 tensor or array) is changed in place and restored, so ``f`` reads it
+    as it is; centred differences are accurate to O(h**2), one-sided ones only to O(h).
+    """
+    old = float(x[index])
+    x[index] = old + h
+    plus = float(f())
+    x[index] = old - h
+    minus = float(f())
+    x[index] = old
+    return (plus - minus) / (2 * h)
+
+
+def check_gradient(
+    f: Callable[[], float],
+    x: Any,
+    analytic: Any,
+    name: str = "gradient",
+    samples: Optional[int] = 12,
+    seed: int = 0,
+    h: float = 1e-6,
+    tol: float = 1e-6,
+    atol: float = 1e-8,
+) -> None:
+    """Compare an analytic gradient of the scalar ``f()`` with respect to ``x`` with a numerical one.
+
+    As CS231n's gradient check: at ``samples`` positions of ``x`` chosen with ``seed`` (every
+    position when ``samples`` is None), the relative error
+    ``|a - n| / max(|a| + |n|, 1e-8)`` must stay under ``tol`` (or ``|a - n|`` under ``atol``,
+    for gradients so close to 0 that rounding in ``f`` dominates). Use float64 (in float32,
+    rounding alone gives errors near 1e-3). ``analytic`` has the shape of ``x``.
+    """
+    check_shape(analytic, tuple(np.shape(x)), name=f"{name} (shape of the gradient = shape of the variable)")
+    a = _to_array(analytic, name)
+    if hasattr(x, "dtype") and str(x.dtype) not in ("float64", "torch.float64"):
+        raise CheckError(f"{name}: the variable has dtype {x.dtype}; a gradient check needs float64")
+    positions = list(np.ndindex(a.shape))
+    if samples is not None and samples < len(positions):
+        rng = np.random.default_rng(seed)
+        positions = [positions[i] for i in rng.choice(len(positions), samples, replace=False)]
+    for index in positions:
+        num = numerical_gradient(f, x, index, h)
+        err = abs(a[index] - num) / max(abs(a[index]) + abs(num), 1e-8)
+        if not (err < tol or abs(a[index] - num) < atol):  # "not" also catches NaN
+            raise CheckError(
+                f"{name}: at {index} the analytic gradient is {a[index]:.6g} but the numerical one is {num:.6g} "
+                f"(relative error {err:.2g}, tolerance {tol:g})"
+            )
+    ok(f"{name} (matches the numerical gradient at {len(positions)} positions)")

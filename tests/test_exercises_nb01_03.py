@@ -40,9 +40,9 @@ def visible(tests: str) -> str:
 NB = {"01": "01_images_as_arrays.ipynb", "02": "02_filtering_and_convolution.ipynb",
       "03": "03_neural_networks_and_optimisers.ipynb"}
 EXERCISES = {
-    "01": ["01_to_grey", "01_bmp_size", "01_psnr", "01_histogram"],
-    "02": ["02_conv2d", "02_output_size", "02_conv1d", "02_median_filter"],
-    "03": ["03_activations", "03_softmax", "03_cross_entropy", "03_mlp_backward", "03_adam"],
+    "01": ["01_to_grey", "01_bmp_size", "01_psnr", "01_histogram", "01_equalize"],
+    "02": ["02_conv2d", "02_output_size", "02_conv2d_layer", "02_conv1d", "02_median_filter"],
+    "03": ["03_activations", "03_softmax", "03_cross_entropy", "03_mlp_backward", "03_adam", "03_training_loop"],
 }
 
 
@@ -72,7 +72,7 @@ WRONG = [
     ("01_histogram", "def histogram(grey):\n    return np.bincount(grey.ravel())", "hidden"),  # no minlength
     ("01_histogram", "def histogram(grey):\n    return np.histogram(grey, bins=256)[0]", "hidden"),  # range min..max
     ("02_conv2d", "def conv2d(image, kernel):\n    from scipy.signal import convolve2d\n"
-                  "    return convolve2d(image, kernel, mode='valid')", "hidden"),  # flips the kernel
+                  "    return convolve2d(image, kernel, mode='valid')", "visible"),  # flips the kernel
     ("02_conv2d", "def conv2d(image, kernel):\n    from scipy.signal import correlate2d\n"
                   "    return correlate2d(image, kernel, mode='same')", "visible"),  # wrong size
     ("02_output_size", "def output_size(n, f, padding=0, stride=1):\n    return (n - f) // stride + 1", "visible"),
