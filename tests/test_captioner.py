@@ -40,6 +40,9 @@ def test_stored_dict_rebuilds_the_same_model():
 
 def test_the_configs_written_by_the_kit_still_load():
     """The demo's config (what checkpoints of the main branch hold) uses only known names."""
-    config = demo_config(40)
+    from types import SimpleNamespace
+
+    encoder = SimpleNamespace(name="efficientnet_lite0:blocks.4", encoder_dim=112, grid=7)  # what the demo caches
+    config = demo_config(40, encoder, "en")
     model = build_captioner(config | {"encoder_weights": None})
-    assert model.config.image_size == config["image_size"] and model.config.concepts
+    assert model.config.image_size == config["image_size"] and model.config.trained_on == config["trained_on"]

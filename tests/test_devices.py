@@ -41,7 +41,7 @@ from course_utils.captioning.checkpoint import load_checkpoint
 from course_utils.sequence.text import tokenize
 from course_utils.sequence.vocab import Vocabulary
 from course_utils.vision import cam
-from course_utils.vision.classify import SmallCNN
+from course_utils.vision.cnn import SmallCNN
 from course_utils.vision.image_io import eval_transform
 from course_utils.vision.transfer import TransferNet
 
@@ -182,7 +182,7 @@ def test_predict_app_on_the_device(monkeypatch):
     from PIL import Image
 
     from course_utils.apps.predict_app import predict_image
-    from course_utils.vision.classify import image_transforms
+    from course_utils.vision.image_data import image_transforms
 
     picture = Image.fromarray((np.random.default_rng(1).random((40, 40, 3)) * 255).astype(np.uint8))
     with second_device(monkeypatch) as device:

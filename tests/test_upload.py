@@ -87,7 +87,8 @@ def test_the_installed_file_upload_widget_is_read():
 
 def test_predict_app_takes_an_upload_from_the_installed_ipywidgets():
     from course_utils.apps.predict_app import predict_app
-    from course_utils.vision.classify import SmallCNN, image_transforms
+    from course_utils.vision.cnn import SmallCNN
+    from course_utils.vision.image_data import image_transforms
 
     torch.manual_seed(0)
     model = SmallCNN(3, image_size=32, widths=(4, 4, 4), hidden=8)

@@ -106,7 +106,8 @@ class CaptionerConfig:
     ``concepts=True`` adds the auxiliary concept head. ``image_size`` (pixels the encoder
     was trained on) and ``feature_encoder`` (the encoder that made cached features) are
     not used to build the model; they tell the apps and the ``caption`` command how to
-    prepare an image.
+    prepare an image, and ``trained_on`` what the decoder has seen (so a model trained on
+    synthetic shapes says so in front of a photo).
     """
 
     vocab_size: int
@@ -126,6 +127,7 @@ class CaptionerConfig:
     concepts: bool = False
     image_size: Optional[int] = None
     feature_encoder: Optional[str] = None
+    trained_on: Optional[str] = None  # the data the decoder learned from, said by the caption app and command
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> CaptionerConfig:

@@ -19,7 +19,6 @@ ResNet-50 runs with random weights (offline): the arithmetic is the same as with
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -77,7 +76,7 @@ def stage_probe(folder: str, cache_root: str, device_name: str, threads: int) ->
     from course_utils.captioning.attention import ShowAttendTell
     from course_utils.captioning.captioner import Captioner
     from course_utils.captioning.encoders import PretrainedEncoder
-    from course_utils.captioning.train import TrainConfig, evaluate, make_optimizer, train_one_epoch
+    from course_utils.captioning.train import TrainConfig, evaluate, make_optimizer, mixed_precision, train_one_epoch
     from course_utils.cli.cpu import speed_up_cpu
     from course_utils.sequence.text import tokenize
     from course_utils.sequence.vocab import Vocabulary
@@ -109,8 +108,9 @@ def stage_probe(folder: str, cache_root: str, device_name: str, threads: int) ->
     loader = DataLoader(train, batch_size=cfg.batch_size, shuffle=True, collate_fn=collate_captions,
                         generator=torch.Generator().manual_seed(0), pin_memory=device.type == "cuda")  # fmt: skip
     optimizer = make_optimizer(model, cfg)
+    autocast, scaler = mixed_precision(device, enabled=False)  # float32, as the CPU figures of the issue
     out["train_epoch_seconds"], _ = _seconds(
-        lambda: train_one_epoch(model, loader, optimizer, None, cfg, contextlib.nullcontext, device))
+        lambda: train_one_epoch(model, loader, optimizer, scaler, cfg, autocast, device))
     test = EvalDataset(data, "test", features=caches["test"])
     for name, beam in (("greedy", 1), ("beam3", 3)):
         seconds, (scores, _) = _seconds(lambda b=beam: evaluate(model, test, vocab, beam_size=b, meteor=False))
