@@ -70,6 +70,21 @@ os._exit(os.waitstatus_to_exitcode(status) & 255)
 """
 
 
+def python_binds() -> list[str]:
+    """``--ro-bind`` options that keep this Python visible inside the sandbox.
+
+    The sandbox mounts an empty ``/tmp``; a virtual environment made under ``/tmp`` (as CI's
+    are) would vanish with it and the kernel could not start, so its folders are bound back,
+    read-only.
+    """
+    folders = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, os.path.dirname(sys.executable))}
+    binds: list[str] = []
+    for folder in sorted(folders):
+        if folder == "/tmp" or folder.startswith("/tmp/"):
+            binds += ["--ro-bind", folder, folder]
+    return binds
+
+
 @functools.lru_cache(maxsize=1)
 def bwrap_problem() -> str:
     """Why bubblewrap cannot confine kernels here ("" when it can): tried once, with the real options."""
@@ -81,7 +96,8 @@ def bwrap_problem() -> str:
     if not exe:
         return "bubblewrap is not installed (apt-get install bubblewrap)"
     try:
-        done = subprocess.run([exe, *_BWRAP, "true"], capture_output=True, timeout=30)
+        done = subprocess.run([exe, *_BWRAP, *python_binds(), sys.executable, "-c", "pass"], capture_output=True,
+                              timeout=30)
     except (OSError, subprocess.TimeoutExpired) as err:
         return f"bubblewrap does not run here ({err})"
     if done.returncode:
@@ -154,12 +170,14 @@ class Confinement:
 
     def command(self, argv: list[str]) -> list[str]:
         """``argv`` (the kernel's command) wrapped in the launcher and, where it works, bubblewrap."""
+        if argv and argv[0] in ("python", "python3"):  # a kernelspec's bare "python": this Python, as jupyter_client
+            argv = [sys.executable, *argv[1:]]  # would pick, not whatever PATH finds inside the sandbox
         limits = [str(self.memory_mb << 20), str(FILE_MB << 20), str(PROCESSES), str(self.uid),
                   "0" if self.sandboxed else "1"]
         launcher = [sys.executable, "-c", _LAUNCHER, *limits]
         if not self.sandboxed:
             return launcher + argv
-        box = [shutil.which("bwrap") or "bwrap", *_BWRAP]
+        box = [shutil.which("bwrap") or "bwrap", *_BWRAP, *python_binds()]
         for path in self.hide:
             if path.is_dir():
                 box += ["--tmpfs", str(path)]
