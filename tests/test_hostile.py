@@ -286,6 +286,62 @@ def test_forbidden_calls_earn_nothing_but_the_test_may_use_the_reference(case, t
             assert called in FORBIDDEN
 
 
+HISTOGRAM_TEST = """import numpy as np
+from course_utils.checks import check_close
+grey = np.random.default_rng(0).integers(0, 256, (20, 30), dtype=np.uint8)
+check_close(histogram(grey), np.histogram(grey, bins=256, range=(0, 256))[0], name="histogram")
+"""
+NUMPY_SHORTCUTS = {  # numpy's public functions are dispatcher objects (numpy >= 1.25), not plain functions
+    "bincount": "import numpy as np\ndef histogram(g):\n    return np.bincount(g.ravel(), minlength=256)",
+    "histogram": "import numpy as np\ndef histogram(g):\n    return np.histogram(g, bins=256, range=(0, 256))[0]",
+    "alias": "from numpy import bincount as count\nhistogram = lambda g: count(g.ravel(), minlength=256)",
+    "honest": ("import numpy as np\ndef histogram(g):\n    counts = np.zeros(256, np.int64)\n"
+               "    np.add.at(counts, g.ravel(), 1)\n    return counts"),
+}
+
+
+@pytest.mark.parametrize("case", NUMPY_SHORTCUTS)
+def test_numpy_shortcuts_are_seen_and_the_test_may_use_them(case, tmp_path):
+    from course_utils.grading.execute import Session
+    from course_utils.grading.guard import PREPARE_CODE, TOKEN_NAME, forbidden_calls, part_code
+
+    forbidden = ["numpy.histogram", "numpy.bincount"]
+    with Session(tmp_path, cell_timeout=60) as session:
+        assert session.run(NUMPY_SHORTCUTS[case]).status == "ok"
+        session.run(PREPARE_CODE, record=False)
+        r = session.run(part_code(HISTOGRAM_TEST, "t", str(KIT.parent), "tok3n", forbidden, ["histogram"]),
+                        record=False, expressions={"t": TOKEN_NAME})
+    if case == "honest":
+        assert (r.status, "tok3n" in r.expressions["t"]) == ("ok", True), r.error
+    else:
+        assert r.status == "error" and "numpy.bincount" in forbidden_calls(r.evalue), r.error
+
+
+DISPATCH_TEST = """import numpy as np
+from course_utils.checks import check_close
+import scipy.signal
+# numpy < 1.25 runs its public functions through wrappers compiled as "<__array_function__ internals>":
+# np.histogram (the test's own) reaches np.bincount from such a frame, which is not the student's code
+wrapper = {}
+exec(compile("def library(i, k):\\n    return correlate2d(i, k, mode='valid')",
+             "<__array_function__ internals>", "exec"), {"correlate2d": scipy.signal.correlate2d}, wrapper)
+i, k = np.arange(16.0).reshape(4, 4), np.ones((3, 3))
+check_close(conv2d(i, k), wrapper["library"](i, k), name="conv2d")
+"""
+
+
+def test_a_library_wrapper_the_test_calls_is_not_the_students_call(tmp_path):
+    from course_utils.grading.execute import Session
+    from course_utils.grading.guard import PREPARE_CODE, TOKEN_NAME, part_code
+
+    with Session(tmp_path, cell_timeout=60) as session:
+        assert session.run(HONEST_CONV).status == "ok"
+        session.run(PREPARE_CODE, record=False)
+        r = session.run(part_code(DISPATCH_TEST, "t", str(KIT.parent), "tok3n", FORBIDDEN, ["conv2d"]),
+                        record=False, expressions={"t": TOKEN_NAME})
+    assert (r.status, "tok3n" in r.expressions["t"]) == ("ok", True), r.error
+
+
 def test_forbidden_lines_are_read_from_the_grade_cell():
     from course_utils.grading.markers import forbidden_names
 
