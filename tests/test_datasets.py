@@ -79,3 +79,34 @@ def test_empty_split_is_an_error(data, vocab):
         CaptionDataset(all_train, "val", vocab)
     with pytest.raises(ValueError, match="split must be one of"):
         EvalDataset(data, "dev")
+
+
+def test_length_bucket_sampler_batches_similar_lengths_and_changes_every_epoch():
+    from torch.utils.data import BatchSampler, RandomSampler
+
+    from course_utils.caption_data.datasets import LengthBucketSampler
+
+    lengths = torch.randint(3, 25, (203,), generator=torch.Generator().manual_seed(0)).tolist()
+    sampler = LengthBucketSampler(lengths, batch_size=8, pool=5, generator=torch.Generator().manual_seed(1))
+    first, second = list(sampler), list(sampler)
+    assert len(first) == len(sampler) == 26  # ceil(203 / 8)
+    assert sorted(i for batch in first for i in batch) == list(range(203))
+    assert sum(len(b) < 8 for b in first) == 1  # only the very last batch is smaller
+    assert first != second
+    pad = lambda batches: sum(len(b) * max(lengths[i] for i in b) - sum(lengths[i] for i in b) for b in batches)  # noqa: E731
+    random_batches = list(BatchSampler(RandomSampler(lengths, generator=torch.Generator().manual_seed(1)), 8, False))
+    assert pad(first) < 0.3 * pad(random_batches)
+    again = LengthBucketSampler(lengths, 8, 5, generator=torch.Generator().manual_seed(1))
+    assert list(again) == first  # the generator decides everything
+    with pytest.raises(ValueError):
+        LengthBucketSampler(lengths, 0)
+
+
+def test_length_bucket_sampler_feeds_a_dataloader():
+    from course_utils.caption_data.datasets import LengthBucketSampler
+
+    items = [(torch.zeros(2), torch.arange(1, n + 1)) for n in [5, 3, 8, 2, 2, 7, 1, 9, 4, 4, 6]]
+    sampler = LengthBucketSampler([len(c) for _, c in items], 3, generator=torch.Generator().manual_seed(0))
+    batches = list(DataLoader(items, batch_sampler=sampler, collate_fn=collate_captions))
+    assert len(batches) == 4
+    assert sum(captions.numel() - lengths.sum().item() for _, captions, lengths in batches) == 6

@@ -40,9 +40,10 @@ def visible(tests: str) -> str:
 NB = {"01": "01_images_as_arrays.ipynb", "02": "02_filtering_and_convolution.ipynb",
       "03": "03_neural_networks_and_optimisers.ipynb"}
 EXERCISES = {
-    "01": ["01_to_grey", "01_bmp_size", "01_psnr", "01_histogram", "01_equalize"],
-    "02": ["02_conv2d", "02_output_size", "02_conv2d_layer", "02_conv1d", "02_median_filter"],
-    "03": ["03_activations", "03_softmax", "03_cross_entropy", "03_mlp_backward", "03_adam", "03_training_loop"],
+    "01": ["01_to_grey", "01_bmp_size", "01_bmp_bytes", "01_psnr", "01_histogram", "01_equalize"],
+    "02": ["02_conv2d", "02_output_size", "02_conv2d_layer", "02_conv1d", "02_median_filter", "02_im2col"],
+    "03": ["03_activations", "03_softmax", "03_cross_entropy", "03_mlp_backward", "03_adam", "03_rmsprop",
+           "03_training_loop"],
 }
 
 

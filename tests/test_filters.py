@@ -211,3 +211,23 @@ def test_median_beats_mean_on_salt_and_pepper():
 
 def test_to_uint8_rounds_and_clips():
     np.testing.assert_array_equal(filters.to_uint8(np.array([-5.0, 0.4, 0.6, 254.5, 300])), [0, 0, 1, 254, 255])
+
+
+def test_im2col_is_unfold_and_its_product_is_conv2d():
+    rng = np.random.default_rng(0)
+    for b, c, h, w, kh, kw, s, p in [(2, 3, 8, 5, 3, 2, 2, 1), (1, 1, 5, 5, 3, 3, 1, 0), (3, 2, 9, 7, 4, 3, 3, 2)]:
+        x, weight, bias = rng.normal(size=(b, c, h, w)), rng.normal(size=(4, c, kh, kw)), rng.normal(size=4)
+        unfold = F.unfold(torch.tensor(x), (kh, kw), stride=s, padding=p).numpy()
+        assert np.array_equal(filters.im2col(x, kh, kw, s, p), unfold)
+        ref = F.conv2d(torch.tensor(x), torch.tensor(weight), torch.tensor(bias), stride=s, padding=p).numpy()
+        assert np.allclose(filters.conv2d_im2col(x, weight, bias, s, p), ref)
+    first = filters.im2col(SEED_X[None, None], 3, 3)[0, :, 0]
+    assert first.tolist() == SEED_X[:3, :3].ravel().tolist()
+
+
+def test_sharpen_is_identity_plus_the_negated_laplacian():
+    identity = np.zeros((3, 3))
+    identity[1, 1] = 1
+    math_laplacian = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]])  # the discrete nabla^2
+    assert np.array_equal(filters.SHARPEN, identity - math_laplacian)
+    assert np.array_equal(filters.LAPLACIAN_4, -math_laplacian)

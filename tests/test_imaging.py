@@ -185,3 +185,27 @@ def test_stretch_and_equalize_widen_a_low_contrast_photo():
         assert after["std"] > 2 * before["std"]
         assert after["p98"] - after["p2"] > 3 * (before["p98"] - before["p2"])
         assert after["levels_used"] <= before["levels_used"]  # a level maps to one level: none are created
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (3, 5), (4, 4), (37, 50), (600, 800)])
+def test_bmp_bytes_is_what_pil_writes(shape):
+    image = np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="BMP")
+    assert arrays.bmp_bytes(image) == buffer.getvalue()
+    assert len(arrays.bmp_bytes(image)) == arrays.bmp_size(shape[1], shape[0])
+    arrays.check_bmp_bytes(arrays.bmp_bytes, image)
+
+
+def test_check_bmp_bytes_names_the_mistake():
+    from course_utils.checks import CheckError
+
+    image = np.random.default_rng(1).integers(0, 256, (3, 5, 3), dtype=np.uint8)
+    cases = {"bottom row first": lambda rgb: arrays.bmp_bytes(rgb[::-1]),
+             "blue, green, red": lambda rgb: arrays.bmp_bytes(rgb[:, :, ::-1]),
+             "multiple of 4": lambda rgb: arrays.bmp_bytes(rgb)[:-3],
+             "file size": lambda rgb: arrays.bmp_bytes(rgb)[:2] + b"\0" + arrays.bmp_bytes(rgb)[3:],
+             "expected bytes": lambda rgb: list(arrays.bmp_bytes(rgb))}  # fmt: skip
+    for hint, writer in cases.items():
+        with pytest.raises(CheckError, match=hint):
+            arrays.check_bmp_bytes(writer, image)

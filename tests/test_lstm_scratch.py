@@ -92,3 +92,31 @@ def test_plot_gradient_norms():
     assert ax.get_yscale() == "log" and len(ax.lines) == 2
     assert list(ax.lines[0].get_xdata()) == [4, 3, 2, 1, 0]
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------- a whole layer over padded sequences
+def test_lstm_forward_equals_nn_lstm_on_packed_sequences():
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    from course_utils.sequence.rnn_cells import lstm_forward
+
+    torch.manual_seed(0)
+    layer = nn.LSTM(4, 3)
+    W, b = lstm_weights_from_torch(layer)
+    xs, h0, c0 = torch.randn(6, 4, 4), torch.randn(4, 3), torch.randn(4, 3)
+    lengths = torch.tensor([6, 1, 3, 5])
+    with torch.no_grad():
+        packed, (h_ref, c_ref) = layer(pack_padded_sequence(xs, lengths, enforce_sorted=False), (h0[None], c0[None]))
+        out, (h, c) = lstm_forward(xs, W, b, (h0, c0), lengths)
+        full, (h_full, _) = lstm_forward(xs, W, b)
+        full_ref, (h_full_ref, _) = layer(xs)
+    assert torch.allclose(out, pad_packed_sequence(packed, total_length=6)[0], atol=1e-6)
+    assert torch.allclose(h, h_ref[0], atol=1e-6) and torch.allclose(c, c_ref[0], atol=1e-6)
+    assert torch.allclose(full, full_ref, atol=1e-6) and torch.allclose(h_full, h_full_ref[0], atol=1e-6)
+
+
+def test_lstm_weights_from_torch_refuses_layers_without_one_w_per_gate():
+    with pytest.raises(ValueError, match="one-layer"):
+        lstm_weights_from_torch(nn.LSTM(3, 2, num_layers=2))
+    with pytest.raises(ValueError, match="one-direction"):
+        lstm_weights_from_torch(nn.LSTM(3, 2, bidirectional=True))

@@ -127,3 +127,54 @@ def test_check_update_rule_explains_a_wrong_return_value():
         check_update_rule(lambda w, g, m, v, t, lr, b1, b2, eps: w - lr * g, "adam", name="adam_update")
     with pytest.raises(CheckError, match="returned NoneType"):
         check_update_rule(lambda w, g, lr: None, "sgd")
+
+
+# --------------------------------------------------------------------------- RMSprop with momentum, the class check
+def test_rmsprop_with_momentum_matches_torch():
+    assert max(opt.step_side_by_side("rmsprop", steps=30, lr=0.01, momentum=0.9)) < 1e-12
+    assert max(opt.step_side_by_side("rmsprop", steps=30, lr=0.003, alpha=0.8, eps=0.1, momentum=0.5)) < 1e-12
+
+
+def test_rmsprop_momentum_update_without_momentum_is_rmsprop():
+    g = torch.Generator().manual_seed(0)
+    w, grad, s = (torch.randn(4, generator=g, dtype=torch.float64) for _ in range(3))
+    s = s.abs()
+    new_w, new_s, _ = opt.rmsprop_momentum_update(w, grad, s, torch.zeros(4, dtype=torch.float64), 0.1, 0.9, 1e-8, 0.0)
+    ref_w, ref_s = opt.rmsprop_update(w, grad, s, 0.1, 0.9, 1e-8)
+    assert torch.allclose(new_w, ref_w) and torch.allclose(new_s, ref_s)
+
+
+def test_adam_first_step_without_correction_is_about_3_times_too_large():
+    """The docstring's claim: uncorrected, the first step is lr (1 - b1) / sqrt(1 - b2), about 3.2 lr."""
+    g = torch.tensor([0.001, 1.0, 100.0], dtype=torch.float64)
+    zeros = torch.zeros(3, dtype=torch.float64)
+    corrected, m, v = opt.adam_update(zeros, g, zeros, zeros, 1, lr=0.01)
+    uncorrected = -0.01 * m / (v.sqrt() + 1e-8)
+    assert torch.allclose(corrected, torch.full((3,), -0.01, dtype=torch.float64), rtol=1e-4)
+    assert torch.allclose(uncorrected / corrected, torch.full((3,), 0.1 / 0.001**0.5, dtype=torch.float64), rtol=1e-3)
+
+
+def test_check_optimizer_accepts_the_package_and_names_the_usual_mistakes():
+    from course_utils.basics.optimizer_checks import check_optimizer
+
+    for hyper in [{}, {"momentum": 0.9}, {"lr": 0.05, "alpha": 0.9, "eps": 0.1}]:
+        check_optimizer(opt.RMSprop, "rmsprop", **hyper)
+
+    class NotInPlace(opt.RMSprop):
+        def step(self):
+            for p in self.params:
+                p = p - 1.0  # noqa: F841 - the mistake under test: rebinds a name, the model never sees it
+
+    class NoneGradients(opt.RMSprop):
+        @torch.no_grad()
+        def step(self):
+            for p in self.params:
+                p.sub_(0.01 * p.grad)
+
+    with pytest.raises(CheckError, match="in place"):
+        check_optimizer(NotInPlace, "rmsprop")
+    with pytest.raises(CheckError, match="None"):
+        check_optimizer(NoneGradients, "rmsprop")
+    ignores_momentum = lambda params, **hyper: opt.RMSprop(params, **{**hyper, "momentum": 0.0})  # noqa: E731
+    with pytest.raises(CheckError, match="carries over"):  # step 1 is the same with or without momentum
+        check_optimizer(ignores_momentum, "rmsprop", name="RMSprop", momentum=0.9)

@@ -12,12 +12,14 @@ The photos come with scikit-image and matplotlib, so everything works offline.
 from __future__ import annotations
 
 import io
+import struct
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 from PIL import Image, ImageEnhance
 
+from course_utils.checks import CheckError, ok
 from course_utils.files import write_atomic
 
 # --------------------------------------------------------------------------- sample photos
@@ -164,6 +166,67 @@ def bmp_size(width: int, height: int, bits_per_pixel: int = 24) -> int:
         raise ValueError(f"bits_per_pixel must be 1, 4, 8, 24 or 32, got {bits_per_pixel}")
     palette = 4 * 2**bits_per_pixel if bits_per_pixel <= 8 else 0
     return BMP_HEADER_BYTES + palette + bmp_row_bytes(width, bits_per_pixel) * height
+
+
+BMP_PIXELS_PER_METRE = 3780  # the resolution fields: 96 dots per inch, what PIL writes
+# (offset, size in bytes, meaning) of the 15 fields of the 54-byte header, little-endian
+BMP_HEADER_FIELDS = [(0, 2, "signature b'BM'"), (2, 4, "file size"), (6, 4, "reserved (0)"),
+                     (10, 4, "offset of the pixels (54)"), (14, 4, "info header size (40)"), (18, 4, "width"),
+                     (22, 4, "height"), (26, 2, "planes (1)"), (28, 2, "bits per pixel (24)"),
+                     (30, 4, "compression (0)"), (34, 4, "size of the pixel data"),
+                     (38, 4, "horizontal pixels per metre (3780)"), (42, 4, "vertical pixels per metre (3780)"),
+                     (46, 4, "colours in a palette (0)"), (50, 4, "important colours (0)")]  # fmt: skip
+
+
+def bmp_bytes(rgb: np.ndarray) -> bytes:
+    """The bytes of a 24-bit BMP file of ``rgb (H, W, 3)`` uint8: byte for byte what PIL writes.
+
+    A 14-byte file header and a 40-byte info header (little-endian integers, ``struct.pack``),
+    then the rows from the *bottom* one up, each pixel as blue, green, red, each row padded with
+    zeros to a multiple of 4 bytes.
+    """
+    _require_rgb(rgb, "bmp_bytes")
+    height, width = rgb.shape[:2]
+    pixels = np.zeros((height, bmp_row_bytes(width)), np.uint8)  # (H, row bytes): the padding stays 0
+    pixels[:, : 3 * width] = rgb[::-1, :, ::-1].reshape(height, 3 * width)  # bottom row first; B, G, R
+    ppm = BMP_PIXELS_PER_METRE
+    file_header = struct.pack("<2sIHHI", b"BM", BMP_HEADER_BYTES + pixels.size, 0, 0, BMP_HEADER_BYTES)
+    info_header = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, pixels.size, ppm, ppm, 0, 0)
+    return file_header + info_header + pixels.tobytes()
+
+
+def check_bmp_bytes(writer: Callable[[np.ndarray], bytes], rgb: np.ndarray, name: str = "bmp_bytes") -> None:
+    """Compare ``writer(rgb)`` with :func:`bmp_bytes` and say which header field or pixel byte differs."""
+    got, want = writer(rgb), bmp_bytes(rgb)
+    label = f"{name} of a {rgb.shape[0]} x {rgb.shape[1]} image"
+    if not isinstance(got, (bytes, bytearray)):
+        raise CheckError(f"{label}: returned a {type(got).__name__}, expected bytes (b''.join(...) or .tobytes())")
+    if len(got) != len(want):
+        raise CheckError(f"{label}: {len(got)} bytes, expected {len(want)} = 54 + {rgb.shape[0]} rows of "
+                         f"{bmp_row_bytes(rgb.shape[1])} bytes (3 x {rgb.shape[1]} = {3 * rgb.shape[1]}, "
+                         "padded to a multiple of 4)")
+    differ = np.flatnonzero(np.frombuffer(bytes(got), np.uint8) != np.frombuffer(want, np.uint8))
+    diff = int(differ[0]) if differ.size else None
+    if diff is not None and diff < BMP_HEADER_BYTES:
+        start, size, field = next(f for f in BMP_HEADER_FIELDS if f[0] <= diff < f[0] + f[1])
+        fmt = {2: "<H", 4: "<I"}[size] if start else "<2s"
+        value = lambda data: struct.unpack(fmt, bytes(data[start : start + size]))[0]  # noqa: E731
+        raise CheckError(f"{label}: header bytes {start}-{start + size - 1} ({field}) hold {value(got)!r}, "
+                         f"expected {value(want)!r} (integers are little-endian: struct.pack('<...'))")
+    if diff is not None:
+        row_bytes = bmp_row_bytes(rgb.shape[1])
+        file_row, column = divmod(diff - BMP_HEADER_BYTES, row_bytes)
+        row = rgb.shape[0] - 1 - file_row
+        where = (f"a padding byte of row {row}" if column >= 3 * rgb.shape[1]
+                 else f"the {'blue green red'.split()[column % 3]} byte of pixel (row {row}, column {column // 3})")
+        known = {"your rows start with the top one; a BMP stores the bottom row first": rgb[::-1],
+                 "your pixels are red, green, blue; a BMP stores blue, green, red": rgb[:, :, ::-1]}
+        hint = next((h for h, other in known.items() if bytes(got[54:]) == bmp_bytes(other)[54:]),
+                    "the file stores the bottom row first, each pixel as blue, green, red, each row padded "
+                    "with zeros to a multiple of 4 bytes")
+        raise CheckError(f"{label}: byte {diff} is {got[diff]}, expected {want[diff]}, {where} (rows counted "
+                         f"from the top of the image)\n  hint: {hint}")
+    ok(f"{label} (byte for byte)")
 
 
 # --------------------------------------------------------------------------- files and compression

@@ -23,6 +23,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 # --------------------------------------------------------------------------- kernels of the CNN slides
 LAPLACIAN = np.array([[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]], dtype=np.float64)  # edge detection, 8 neighbours
 LAPLACIAN_4 = np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], dtype=np.float64)  # edge detection, 4 neighbours
+# LAPLACIAN_4 is the pixel minus its 4 neighbours: the *negated* mathematical Laplacian
+# (which is [[0, 1, 0], [1, -4, 1], [0, 1, 0]]), so sharpening "adds" it: identity + LAPLACIAN_4.
 SHARPEN = np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], dtype=np.float64)  # identity + LAPLACIAN_4
 # The bank of 4 filters of the CNN slides (one feature map each): horizontal and vertical edges.
 FILTER_BANK = np.array(
@@ -107,6 +109,39 @@ def conv2d_channels(image: np.ndarray, kernels: np.ndarray, stride: int = 1, pad
     if x.ndim != 3 or k.ndim != 3 or x.shape[0] != k.shape[0]:
         raise ValueError(f"expected (C, H, W) and (C, kh, kw) with the same C, got {x.shape} and {k.shape}")
     return sum(conv2d(x[c], k[c], stride, padding) for c in range(x.shape[0]))
+
+
+def im2col(images: np.ndarray, kh: int, kw: int, stride: int = 1, padding: int = 0) -> np.ndarray:
+    """Every window of a batch as one column: ``(batch, C, H, W) -> (batch, C * kh * kw, Oh * Ow)``.
+
+    The layout of ``torch.nn.functional.unfold``: a column holds one window, channel by channel,
+    each channel's window row by row; the columns follow the output positions row by row.
+    """
+    x = np.asarray(images, dtype=np.float64)
+    batch, channels = x.shape[:2]
+    oh = output_size(x.shape[2], kh, padding, stride)
+    ow = output_size(x.shape[3], kw, padding, stride)
+    x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))  # the batch and channels: no padding
+    windows = sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride][:, :, :oh, :ow]
+    # (batch, C, Oh, Ow, kh, kw) -> (batch, C, kh, kw, Oh, Ow) -> (batch, C * kh * kw, Oh * Ow)
+    return windows.transpose(0, 1, 4, 5, 2, 3).reshape(batch, channels * kh * kw, oh * ow)
+
+
+def conv2d_im2col(
+    images: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int = 1, padding: int = 0
+) -> np.ndarray:
+    """``torch.nn.Conv2d``'s computation as one matrix product over :func:`im2col`'s columns.
+
+    ``images (batch, C_in, H, W)``, ``weight (C_out, C_in, kh, kw)``, ``bias (C_out,)`` ->
+    ``(batch, C_out, Oh, Ow)``.
+    """
+    weight = np.asarray(weight, dtype=np.float64)
+    c_out, _, kh, kw = weight.shape
+    oh = output_size(np.shape(images)[2], kh, padding, stride)
+    ow = output_size(np.shape(images)[3], kw, padding, stride)
+    cols = im2col(images, kh, kw, stride, padding)  # (batch, C_in * kh * kw, Oh * Ow)
+    out = weight.reshape(c_out, -1) @ cols + np.asarray(bias, dtype=np.float64)[:, None]  # (batch, C_out, Oh * Ow)
+    return out.reshape(-1, c_out, oh, ow)
 
 
 def filter2d(image: np.ndarray, kernel: np.ndarray, mode: str = "edge") -> np.ndarray:

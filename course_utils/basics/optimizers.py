@@ -11,11 +11,13 @@ The equations, for a parameter ``w`` with gradient ``g`` at step ``t = 1, 2, ...
 * SGD:       ``w <- w - lr * g``
 * momentum:  ``v <- mu * v + g``;  ``w <- w - lr * v``
 * RMSprop:   ``s <- alpha * s + (1 - alpha) * g**2``;  ``w <- w - lr * g / (sqrt(s) + eps)``
+  (with momentum, as ``torch.optim.RMSprop(momentum=mu)``: ``b <- mu * b + g / (sqrt(s) + eps)``;  ``w <- w - lr * b``)
 * Adam:      ``m <- b1 * m + (1 - b1) * g``;  ``v <- b2 * v + (1 - b2) * g**2``;
   ``m_hat = m / (1 - b1**t)``;  ``v_hat = v / (1 - b2**t)``;  ``w <- w - lr * m_hat / (sqrt(v_hat) + eps)``
 
-(the master's thesis writes RMSprop with ``eps`` inside the square root; PyTorch, and this file,
-add it outside. The state ``v``, ``s``, ``m`` starts at zero.)
+(the master's thesis gives RMSprop's equations, but the extracted text prints ``sqrt(S_dw + eps)`` on one
+line, which does not show whether ``eps`` is inside or outside the root; PyTorch, and this file, add it
+outside. The state ``v``, ``s``, ``m``, ``b`` starts at zero.)
 """
 
 from __future__ import annotations
@@ -55,6 +57,25 @@ def rmsprop_update(
     return param - lr * grad / (square_avg.sqrt() + eps), square_avg
 
 
+def rmsprop_momentum_update(
+    param: Tensor,
+    grad: Tensor,
+    square_avg: Tensor,
+    buffer: Tensor,
+    lr: float = 0.01,
+    alpha: float = 0.99,
+    eps: float = 1e-8,
+    momentum: float = 0.9,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """RMSprop whose scaled gradient feeds a velocity ``buffer``, as ``torch.optim.RMSprop(momentum=...)``.
+
+    Returns ``(param, square_avg, buffer)``; with ``momentum=0`` it is :func:`rmsprop_update`.
+    """
+    square_avg = alpha * square_avg + (1 - alpha) * grad**2
+    buffer = momentum * buffer + grad / (square_avg.sqrt() + eps)  # the velocity of the scaled steps
+    return param - lr * buffer, square_avg, buffer
+
+
 def adam_update(
     param: Tensor,
     grad: Tensor,
@@ -68,8 +89,10 @@ def adam_update(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Momentum (``m``) plus RMSprop (``v``), both bias-corrected for their zero start. Returns ``(param, m, v)``.
 
-    ``t`` counts steps from 1; without the corrections the first steps would be ~10x
-    too small, since ``m`` starts at 0 and only ``1 - beta1 = 10%`` of ``g`` enters it.
+    ``t`` counts steps from 1. Both moments start at 0, so their first values are too small:
+    ``m = (1 - beta1) g`` and ``v = (1 - beta2) g**2``. Uncorrected, the first step would be
+    ``lr (1 - beta1) / sqrt(1 - beta2) = lr * 0.1 / 0.0316``, about 3.2 times too *large* with
+    the defaults; corrected, it is ``lr`` (times the sign of ``g``) whatever the size of ``g``.
     """
     m = beta1 * m + (1 - beta1) * grad
     v = beta2 * v + (1 - beta2) * grad**2
@@ -119,15 +142,24 @@ class SGD(Optimizer):
 
 
 class RMSprop(Optimizer):
-    """``torch.optim.RMSprop(params, lr, alpha, eps)`` from :func:`rmsprop_update`."""
+    """``torch.optim.RMSprop(params, lr, alpha, eps, momentum)`` from :func:`rmsprop_update` and
+    :func:`rmsprop_momentum_update`."""
 
-    def __init__(self, params: Iterable[Tensor], lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8):
+    def __init__(
+        self, params: Iterable[Tensor], lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8, momentum: float = 0.0
+    ):
         super().__init__(params)
-        self.lr, self.alpha, self.eps = lr, alpha, eps
+        self.lr, self.alpha, self.eps, self.momentum = lr, alpha, eps, momentum
 
     def update(self, param: Tensor, grad: Tensor, state: dict[str, Any]) -> Tensor:
         square_avg = state.get("square_avg", torch.zeros_like(param))
-        param, state["square_avg"] = rmsprop_update(param, grad, square_avg, self.lr, self.alpha, self.eps)
+        if self.momentum == 0:
+            param, state["square_avg"] = rmsprop_update(param, grad, square_avg, self.lr, self.alpha, self.eps)
+            return param
+        buffer = state.get("buffer", torch.zeros_like(param))
+        param, state["square_avg"], state["buffer"] = rmsprop_momentum_update(
+            param, grad, square_avg, buffer, self.lr, self.alpha, self.eps, self.momentum
+        )
         return param
 
 

@@ -6,6 +6,8 @@
   ``(image or features, references: list[list[str]], image_key)``.
 * ``collate_captions`` pads captions with ``<pad>`` = 0 and returns their lengths;
   ``collate_eval`` stacks images and keeps references as lists.
+* ``LengthBucketSampler``: batches of captions of similar length, in a random order, so that
+  padding to the longest caption of a batch costs little (``DataLoader(batch_sampler=...)``).
 
 The image side comes from one of three sources, fastest first: ``features`` (a
 ``FeatureCache`` or any mapping key -> ``(num_pixels, encoder_dim)``: the encoder ran
@@ -15,11 +17,11 @@ the image files themselves through ``load_image``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from course_utils.caption_data.records import CaptionData
 from course_utils.sequence.text import tokenize
@@ -124,3 +126,42 @@ def collate_eval(batch: list[tuple[torch.Tensor, list[list[str]], str]]):
     """Items of ``EvalDataset`` -> ``images (batch, ...)``, ``references`` (list per image), ``keys``."""
     images = torch.stack([b[0] for b in batch])
     return images, [b[1] for b in batch], [b[2] for b in batch]
+
+
+class LengthBucketSampler(Sampler):
+    """Batches of item indices whose captions have similar lengths: ``DataLoader(data, batch_sampler=this)``.
+
+    ``lengths[i]`` is the length of item ``i``'s caption. Each epoch (each ``iter``):
+
+    1. shuffle all indices (``torch.randperm`` with ``generator``);
+    2. cut the shuffled list into *pools* of ``pool * batch_size`` indices and sort each pool by
+       length (a stable sort: equal lengths stay in their shuffled order);
+    3. cut each sorted pool into batches of ``batch_size`` (only the very last batch may be smaller:
+       every other pool holds a whole number of batches);
+    4. yield the batches in a random order (``torch.randperm`` again), so that an epoch does not
+       run from the shortest captions to the longest.
+
+    Sorting inside pools rather than over the whole dataset keeps batches different from one
+    epoch to the next. ``len`` is the number of batches of an epoch.
+    """
+
+    def __init__(
+        self, lengths: Sequence[int], batch_size: int, pool: int = 50, generator: Optional[torch.Generator] = None
+    ):
+        if batch_size < 1 or pool < 1:
+            raise ValueError(f"batch_size and pool must be >= 1, got {batch_size} and {pool}")
+        self.lengths = [int(n) for n in lengths]
+        self.batch_size, self.pool, self.generator = batch_size, pool, generator
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = torch.randperm(len(self.lengths), generator=self.generator).tolist()
+        size = self.pool * self.batch_size
+        batches = []
+        for start in range(0, len(order), size):
+            sorted_pool = sorted(order[start : start + size], key=self.lengths.__getitem__)
+            batches += [sorted_pool[k : k + self.batch_size] for k in range(0, len(sorted_pool), self.batch_size)]
+        for i in torch.randperm(len(batches), generator=self.generator).tolist():
+            yield batches[i]
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)  # rounded up: the last batch may be smaller

@@ -24,7 +24,7 @@ each ``W_* (hidden_size, hidden_size + input_size)``, each ``b_* (hidden_size,)`
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -75,19 +75,56 @@ def lstm_step(
     return h, c
 
 
-def lstm_weights_from_torch(cell: nn.LSTMCell) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Seed-000 weights ``(W, b)`` equal to those of ``cell``.
+def lstm_weights_from_torch(
+    cell: Union[nn.LSTMCell, nn.LSTM],
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Weights ``(W, b)`` in the master's thesis' layout, equal to those of ``cell``.
 
     ``nn.LSTMCell`` stacks the four gates (order i, f, g, o; its "g" is our ``N``) in
     ``weight_ih (4*hidden, input_size)`` and ``weight_hh (4*hidden, hidden)``, with two
     bias vectors. Our ``W_g`` acts on ``[h, x]``, so it is ``[weight_hh_g | weight_ih_g]``.
+    A one-layer, one-direction ``nn.LSTM`` stores the same four tensors with the suffix ``_l0``.
     """
-    w_ih = cell.weight_ih.detach().chunk(4)
-    w_hh = cell.weight_hh.detach().chunk(4)
-    bias = (cell.bias_ih + cell.bias_hh).detach().chunk(4)
+    suffix = ""
+    if isinstance(cell, nn.LSTM):
+        if cell.num_layers != 1 or cell.bidirectional or cell.proj_size or not cell.bias:
+            raise ValueError("only a one-layer, one-direction nn.LSTM with biases and no projection has one W per gate")
+        suffix = "_l0"
+    w_ih = getattr(cell, "weight_ih" + suffix).detach().chunk(4)
+    w_hh = getattr(cell, "weight_hh" + suffix).detach().chunk(4)
+    bias = (getattr(cell, "bias_ih" + suffix) + getattr(cell, "bias_hh" + suffix)).detach().chunk(4)
     W = {g: torch.cat([w_hh[k], w_ih[k]], dim=1) for k, g in enumerate(TORCH_ORDER)}
     b = {g: bias[k] for k, g in enumerate(TORCH_ORDER)}
     return W, b
+
+
+def lstm_forward(
+    xs: torch.Tensor,
+    W: dict[str, torch.Tensor],
+    b: dict[str, torch.Tensor],
+    state: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
+    lengths: Optional[torch.Tensor] = None,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """An LSTM layer: :func:`lstm_step` over a whole batch of (padded) sequences, as ``nn.LSTM`` does.
+
+    ``xs (steps, batch, input_size)``; ``state = (h0, c0)``, each ``(batch, hidden)``, zeros when
+    ``None``; ``lengths (batch,)``: the real length of each sequence (``None``: all ``steps`` long).
+    Returns ``outputs (steps, batch, hidden)``, ``h_t`` of every step and 0 past a sequence's end,
+    and ``(h_n, c_n)``, each sequence's state after its *own* last step: what ``nn.LSTM`` returns
+    for a packed sequence (``pack_padded_sequence``).
+    """
+    steps, batch = xs.shape[:2]
+    hidden = W["f"].shape[0]
+    h, c = state if state is not None else (xs.new_zeros(batch, hidden), xs.new_zeros(batch, hidden))
+    lengths = torch.full((batch,), steps) if lengths is None else torch.as_tensor(lengths)
+    outputs = []
+    for t in range(steps):
+        h_new, c_new = lstm_step(xs[t], h, c, W, b)
+        running = (t < lengths).to(xs.device).unsqueeze(1)  # (batch, 1): the sequences not finished yet
+        h = torch.where(running, h_new, h)  # a finished sequence keeps its last state
+        c = torch.where(running, c_new, c)
+        outputs.append(h_new * running)  # (batch, hidden), zeros past the end
+    return torch.stack(outputs), (h, c)
 
 
 class LSTMCellScratch(nn.Module):

@@ -109,3 +109,33 @@ MUTANTS["01_equalize"] = [
     dict(name="exclusive cumulative sum", common=True,
          source=_EQ.format(**{**_EQ_GOOD, "cdf": "np.cumsum(counts) - counts"})),
 ]
+
+_BMP = """
+height, width = rgb.shape[:2]
+row_bytes = {row_bytes}
+data_bytes = row_bytes * height
+file_header = struct.pack({file_header})
+info_header = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, data_bytes, 3780, 3780, 0, 0)
+rows = []
+for row in {rows}:
+    pixels = {pixels}.tobytes()
+    rows.append(pixels + bytes(row_bytes - len(pixels)))
+return file_header + info_header + b"".join(rows)
+"""
+_BMP_GOOD = dict(row_bytes="3 * width + (-3 * width) % 4", file_header='"<2sIHHI", b"BM", 54 + data_bytes, 0, 0, 54',
+                 rows="rgb[::-1]", pixels="row[:, ::-1]")
+
+MUTANTS["01_bmp_bytes"] = [
+    dict(name="rows top row first", common=True, hint="bottom row first",
+         source=_BMP.format(**{**_BMP_GOOD, "rows": "rgb"})),
+    dict(name="pixels as red, green, blue", common=True, hint="blue, green, red",
+         source=_BMP.format(**{**_BMP_GOOD, "pixels": "row"})),
+    dict(name="rows not padded", common=True, hint="multiple of 4",
+         source=_BMP.format(**{**_BMP_GOOD, "row_bytes": "3 * width"})),
+    dict(name="big-endian header", common=True, hint="little-endian",
+         source=_BMP.format(**{**_BMP_GOOD, "file_header": '">2sIHHI", b"BM", 54 + data_bytes, 0, 0, 54'})),
+    dict(name="file size without the header", common=True, hint="file size",
+         source=_BMP.format(**{**_BMP_GOOD, "file_header": '"<2sIHHI", b"BM", data_bytes, 0, 0, 54'})),
+    dict(name="padding to a multiple of 4 pixels instead of bytes", common=True,
+         source=_BMP.format(**{**_BMP_GOOD, "row_bytes": "3 * (width + (-width) % 4)"})),
+]

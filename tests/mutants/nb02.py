@@ -138,3 +138,45 @@ MUTANTS["02_conv2d_layer"] = [
         **_LAYER_GOOD, "combine": "np.tensordot(window[:, :1], weight[:, :1], axes=([1, 2, 3], [1, 2, 3]))"})),
     dict(name="kernels flipped", common=True, source=_LAYER.format(**{**_LAYER_GOOD, "flip": "[:, :, ::-1, ::-1]"})),
 ]
+
+_IM2COL = """
+x = np.pad(np.asarray(images, dtype=np.float64), {pad})
+batch, channels = x.shape[:2]
+h_out = (x.shape[2] - kh) // stride + 1
+w_out = (x.shape[3] - kw) // stride + 1
+cols = np.empty((batch, channels * kh * kw, h_out * w_out))
+for i in range(h_out):
+    for j in range(w_out):
+        window = {window}
+        cols[:, :, {column}] = {flat}
+return cols
+"""
+_IM2COL_GOOD = dict(pad="((0, 0), (0, 0), (padding, padding), (padding, padding))",
+                    window="x[:, :, i * stride:i * stride + kh, j * stride:j * stride + kw]", column="i * w_out + j",
+                    flat="window.reshape(batch, -1)")
+_GEMM = """
+weight = np.asarray(weight, dtype=np.float64)
+c_out, _, kh, kw = weight.shape
+cols = im2col(images, kh, kw, stride, padding)
+h_out = (images.shape[2] + 2 * padding - kh) // stride + 1
+w_out = (images.shape[3] + 2 * padding - kw) // stride + 1
+out = {flat_weight} @ cols{bias}
+return out.reshape({shape})
+"""
+_GEMM_GOOD = dict(flat_weight="weight.reshape(c_out, -1)", bias=" + np.asarray(bias, dtype=np.float64)[:, None]",
+                  shape="-1, c_out, h_out, w_out")
+
+MUTANTS["02_im2col"] = [
+    dict(name="window flattened kernel position first, channel last", common=True, hint="F.unfold",
+         source=_IM2COL.format(**{**_IM2COL_GOOD, "flat": "window.transpose(0, 2, 3, 1).reshape(batch, -1)"})),
+    dict(name="columns in column-major order of the positions", common=True, hint="one step to the right",
+         source=_IM2COL.format(**{**_IM2COL_GOOD, "column": "j * h_out + i"})),
+    dict(name="padding ignored", common=True, source=_IM2COL.format(**{**_IM2COL_GOOD, "pad": "0"})),
+    dict(name="window start ignores the stride", common=True,
+         source=_IM2COL.format(**{**_IM2COL_GOOD, "window": "x[:, :, i:i + kh, j:j + kw]"})),
+    dict(name="bias forgotten", common=True, block=1, source=_GEMM.format(**{**_GEMM_GOOD, "bias": ""})),
+    dict(name="output reshaped to (W_out, H_out)", common=True, block=1,
+         source=_GEMM.format(**{**_GEMM_GOOD, "shape": "-1, c_out, w_out, h_out"})),
+    dict(name="weights flattened in another order than the columns", common=True, block=1,
+         source=_GEMM.format(**{**_GEMM_GOOD, "flat_weight": "weight.transpose(0, 2, 3, 1).reshape(c_out, -1)"})),
+]

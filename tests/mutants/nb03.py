@@ -133,3 +133,54 @@ MUTANTS["03_training_loop"] = [
          source=_EVAL.format(**{**_EVAL_GOOD, "context": "torch.enable_grad()"})),
     dict(name="accuracy over the wrong axis", block=1, source=_EVAL.format(**{**_EVAL_GOOD, "axis": "0"})),
 ]
+
+_RMS_STEP = """
+for p, s, b in zip(self.params, self.square_avg, self.velocity):
+    if p.grad is None:
+        continue
+    {average}
+    d = {direction}
+    if self.momentum > 0:
+        {velocity}
+        d = b
+    {update}
+"""
+_RMS_GOOD = dict(average="s.mul_(self.alpha).add_((1 - self.alpha) * p.grad**2)",
+                 direction="p.grad / (s.sqrt() + self.eps)", velocity="b.mul_(self.momentum).add_(d)",
+                 update="p.sub_(self.lr * d)")
+
+MUTANTS["03_rmsprop"] = [
+    dict(name="eps inside the square root", common=True, block=2, hint="where eps goes",
+         source=_RMS_STEP.format(**{**_RMS_GOOD, "direction": "p.grad / (s + self.eps).sqrt()"})),
+    dict(name="(1 - alpha) forgotten", common=True, block=2, hint="each term",
+         source=_RMS_STEP.format(**{**_RMS_GOOD, "average": "s.mul_(self.alpha).add_(p.grad**2)"})),
+    dict(name="running average not kept (s rebound, not updated in place)", common=True, block=2, hint="carries over",
+         source=_RMS_STEP.format(**{**_RMS_GOOD, "average": "s = self.alpha * s + (1 - self.alpha) * p.grad**2"})),
+    dict(name="momentum on the raw gradient", common=True, block=2, hint="carries over",
+         source=_RMS_STEP.format(**{**_RMS_GOOD, "velocity": "b.mul_(self.momentum).add_(p.grad)\n"
+                                                             "        b.div_(s.sqrt() + self.eps)"})),
+    dict(name="parameter not updated in place", common=True, block=2, hint="in place",
+         source=_RMS_STEP.format(**{**_RMS_GOOD, "update": "p = p - self.lr * d"})),
+    dict(name="parameters without a gradient not skipped", common=True, block=2, hint="None", source="""
+for p, s, b in zip(self.params, self.square_avg, self.velocity):
+    s.mul_(self.alpha).add_((1 - self.alpha) * p.grad**2)
+    d = p.grad / (s.sqrt() + self.eps)
+    if self.momentum > 0:
+        b.mul_(self.momentum).add_(d)
+        d = b
+    p.sub_(self.lr * d)
+"""),
+    dict(name="zero_grad does nothing (gradients add up)", common=True, hint="zero_grad", block=1, source="pass"),
+    dict(name="one running average shared by every parameter", common=True, source="""
+self.params = list(params)
+self.lr, self.alpha, self.eps, self.momentum = lr, alpha, eps, momentum
+self.square_avg = [torch.zeros(())] * len(self.params)
+self.velocity = [torch.zeros_like(p) for p in self.params]
+"""),
+    dict(name="parameters kept as the generator", source="""
+self.params = params
+self.lr, self.alpha, self.eps, self.momentum = lr, alpha, eps, momentum
+self.square_avg = [torch.zeros_like(p) for p in self.params]
+self.velocity = [torch.zeros_like(p) for p in self.params]
+"""),
+]

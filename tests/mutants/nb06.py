@@ -148,3 +148,40 @@ MUTANTS["06_sample_sentence"] = [
     dict(name="<pad> and <start> not masked", source=_SAMPLE.format(**{**_SAMPLE_GOOD, "mask": "pass"})),
     dict(name="one word short (max_len - 1)", source=_SAMPLE.format(**{**_SAMPLE_GOOD, "steps": "max_len - 1"})),
 ]
+
+_LAYER = """
+steps, batch = xs.shape[:2]
+hidden = W["f"].shape[0]
+h, c = {init}
+lengths = torch.full((batch,), steps) if lengths is None else torch.as_tensor(lengths)
+outputs = []
+for t in range(steps):
+    h_new, c_new = rnn_cells.lstm_step(xs[t], {h_in}, {c_in}, W, b)
+    running = ({condition}).unsqueeze(1)
+    h = {h_keep}
+    c = {c_keep}
+    outputs.append({output})
+return torch.stack(outputs), {final}
+"""
+_ZEROS = "(xs.new_zeros(batch, hidden), xs.new_zeros(batch, hidden))"
+_LAYER_GOOD = dict(init=f"state if state is not None else {_ZEROS}",
+                   h_in="h", c_in="c", condition="t < lengths", h_keep="torch.where(running, h_new, h)",
+                   c_keep="torch.where(running, c_new, c)", output="h_new * running", final="(h, c)")
+
+MUTANTS["06_lstm_forward"] = [
+    dict(name="lengths ignored: the state runs through the padding", common=True, hint="own last step",
+         source=_LAYER.format(**{**_LAYER_GOOD, "h_keep": "h_new", "c_keep": "c_new"})),
+    dict(name="outputs not zeroed past the end", common=True, hint="zeros past",
+         source=_LAYER.format(**{**_LAYER_GOOD, "output": "h_new"})),
+    dict(name="off by one: t <= lengths", common=True,
+         source=_LAYER.format(**{**_LAYER_GOOD, "condition": "t <= lengths"})),
+    dict(name="memory cell not carried", common=True,
+         source=_LAYER.format(**{**_LAYER_GOOD, "c_in": "torch.zeros_like(c)"})),
+    dict(name="hidden state not carried", common=True,
+         source=_LAYER.format(**{**_LAYER_GOOD, "h_in": "torch.zeros_like(h)"})),
+    dict(name="initial state ignored", common=True, hint="given state",
+         source=_LAYER.format(**{**_LAYER_GOOD, "init": _ZEROS})),
+    dict(name="returns (c_n, h_n)", common=True, source=_LAYER.format(**{**_LAYER_GOOD, "final": "(c, h)"})),
+    dict(name="outputs hold the cell state", common=True,
+         source=_LAYER.format(**{**_LAYER_GOOD, "output": "c_new * running"})),
+]

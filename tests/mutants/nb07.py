@@ -145,3 +145,44 @@ return images, captions, lengths
 """),
     dict(name="len counts images, not pairs", common=True, block=1, source="return len(self.images)"),
 ]
+
+_BUCKET = """
+order = {order}
+size = {size}
+batches = []
+for start in range(0, len(order), size):
+    sorted_pool = {sort}
+    batches += [sorted_pool[k:k + self.batch_size] for k in {starts}]
+{emit}
+"""
+_FIXED = "generator=torch.Generator().manual_seed(0)"
+_BUCKET_GOOD = dict(order="torch.randperm(len(self.lengths), generator=self.generator).tolist()",
+                    size="self.pool * self.batch_size",
+                    sort="sorted(order[start:start + size], key=lambda i: self.lengths[i])",
+                    starts="range(0, len(sorted_pool), self.batch_size)",
+                    emit="for i in torch.randperm(len(batches), generator=self.generator).tolist():\n"
+                         "    yield batches[i]")
+
+MUTANTS["07_bucket_sampler"] = [
+    dict(name="pools sorted by index, not by length", common=True, hint="sort each pool by length", block=1,
+         source=_BUCKET.format(**{**_BUCKET_GOOD, "sort": "sorted(order[start:start + size])"})),
+    dict(name="batches yielded in sorted order, never shuffled", common=True, block=1,
+         source=_BUCKET.format(**{**_BUCKET_GOOD, "emit": "yield from batches"})),
+    dict(name="the last, smaller batch of a pool dropped", common=True, hint="exactly once", block=1,
+         source=_BUCKET.format(**{**_BUCKET_GOOD,
+                                  "starts": "range(0, len(sorted_pool) - self.batch_size + 1, self.batch_size)"})),
+    dict(name="one sort over everything, no pools", common=True, block=1,
+         source=_BUCKET.format(**{**_BUCKET_GOOD, "size": "len(order)"})),
+    dict(name="no shuffle before sorting", common=True, block=1,
+         source=_BUCKET.format(**{**_BUCKET_GOOD, "order": "list(range(len(self.lengths)))"})),
+    dict(name="the same permutation every epoch", common=True, hint="new permutation", block=1,
+         source=_BUCKET.format(**{**_BUCKET_GOOD, "order": f"torch.randperm(len(self.lengths), {_FIXED}).tolist()",
+                                  "emit": f"for i in torch.randperm(len(batches), {_FIXED}).tolist():\n"
+                                          "    yield batches[i]"})),
+    dict(name="len rounds the last pool down", common=True, hint="number of batches", block=2, source="""
+full_pools, rest = divmod(len(self.lengths), self.pool * self.batch_size)
+return full_pools * self.pool + rest // self.batch_size
+"""),
+    dict(name="len counts the items, not the batches", common=True, hint="number of batches", block=2,
+         source="return len(self.lengths)"),
+]
