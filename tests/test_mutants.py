@@ -129,7 +129,9 @@ def check_exercise(kernel: Kernel, gid: str, solution: str, grade: str, mutants:
                                 f"{mutant['hint']!r}")
         if seen is None and all(kernel.run(isolated(code)) is None for _, code in groups):
             problems.append(f"{label}: accepted by the visible check and by every hidden test")
-    kernel.run(solution)
+    restored = kernel.run(solution)
+    if restored:  # say so: otherwise the master's checks below would report a mutant's answer
+        return problems + [f"{gid}: re-running the master solution cell fails ({restored[0]}: {restored[1][:300]})"]
     for title, code in [("visible check", visible)] + groups:
         failed = kernel.run(isolated(code))
         if failed:
