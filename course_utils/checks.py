@@ -46,6 +46,26 @@ def check_shape(actual: Any, expected: Sequence[int], name: str = "result") -> N
         raise CheckError(f"{name}: shape {shape}, expected {tuple(expected)}")
 
 
+def check_output_shape(model: Callable[[Any], Any], inputs: Any, expected: Sequence[int], name: str = "output",
+                       quiet: bool = False) -> Any:
+    """Run ``model(inputs)`` and fail unless the output has shape ``expected``; returns the output.
+
+    A forward pass that raises (a layer given a size it was not built for, typically the
+    ``in_features`` of the dense layer after a flatten) fails with a message naming the input shape.
+    """
+    try:
+        output = model(inputs)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckError(f"{name}: the forward pass fails on an input of shape {tuple(inputs.shape)} ({first}); "
+                         "a layer receives a size it was not built for: compare each layer's in_channels / "
+                         "in_features with the previous layer's output (e.g. the flatten size)") from None
+    check_shape(output, expected, name=f"{name} for an input of shape {tuple(inputs.shape)}")
+    if not quiet:
+        ok(name)
+    return output
+
+
 def check_close(
     actual: Any,
     expected: Any,

@@ -3,16 +3,22 @@
 import pytest
 import torch
 import torchvision.models as tvm
+from torch import nn
 
 from course_utils.vision.architectures import (
     CLASSIC,
     LeNet5,
     architecture_table,
     build_on_meta,
+    compound_scaling,
+    compound_scaling_table,
     count_parameters,
     describe,
+    factorisation_table,
     head_input_shape,
     layer_table,
+    multiply_adds,
+    receptive_field,
 )
 
 
@@ -62,3 +68,30 @@ def test_layer_table_restores_training_mode():
     layer_table(model, (2, 1, 32, 32))
     assert model.training
     assert isinstance(model(torch.zeros(1, 1, 32, 32)), torch.Tensor)
+
+
+def test_factorised_convolutions_see_the_same_window_with_fewer_weights():
+    table = factorisation_table(channels=64)
+    assert table.loc["5x5 -> 3x3 + 3x3", "params big"] == 25 * 64 * 64 + 64
+    assert table.loc["5x5 -> 3x3 + 3x3", "params factorised"] == 2 * (9 * 64 * 64 + 64)
+    assert table.loc["7x7 -> 1x7 + 7x1", "params factorised"] == 2 * (7 * 64 * 64 + 64)
+    assert all(table["field big"] == table["field factorised"])
+    assert table.loc["7x7 -> 1x7 + 7x1", "field factorised"] == (7, 7)
+    assert receptive_field(nn.Conv2d(2, 2, (1, 3), padding=(0, 1)), channels=2) == (1, 3)
+
+
+def test_multiply_adds_of_known_layers():
+    conv = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Flatten(), nn.Linear(8 * 4 * 4, 5))
+    assert multiply_adds(conv, (1, 3, 4, 4)) == 8 * 4 * 4 * 3 * 9 + 5 * 128
+    depthwise = nn.Conv2d(6, 6, 3, padding=1, groups=6)
+    assert multiply_adds(depthwise, (1, 6, 5, 5)) == 6 * 5 * 5 * 9
+
+
+def test_compound_scaling_rule_and_the_measured_efficientnets():
+    rule = compound_scaling(1)
+    assert abs(rule["work"] - 1.2 * 1.1**2 * 1.15**2) < 1e-12 and 1.9 < rule["work"] < 2.0
+    assert abs(compound_scaling(3)["resolution"] - 1.15**3) < 1e-12
+    table = compound_scaling_table(("B0", "B1"))
+    assert table.loc["EfficientNet-B0", "params"] == 5_288_548
+    assert 0.38e9 < table.loc["EfficientNet-B0", "multiply_adds"] < 0.40e9  # the paper: 0.39 B FLOPs
+    assert 1.5 < table.loc["EfficientNet-B1", "work vs B0"] < 2.0

@@ -1,4 +1,4 @@
-"""Seed-003 classifier pipeline: split, transforms, model, early stopping, metrics, data sources."""
+"""The classifier project report's pipeline: split, transforms, models, early stopping, metrics, data sources."""
 
 import numpy as np
 import pytest
@@ -8,8 +8,9 @@ from sklearn.metrics import precision_recall_fscore_support
 from torch.utils.data import DataLoader, TensorDataset
 
 import course_utils.vision.image_data as image_data
+from course_utils.vision.architectures import count_parameters
 from course_utils.vision.classify import classification_report, confusion, predict, train_classifier
-from course_utils.vision.cnn import SmallCNN
+from course_utils.vision.cnn import CompactCNN, SmallCNN
 from course_utils.vision.early_stopping import EarlyStopping, should_stop
 from course_utils.vision.image_data import (
     ArrayDataset,
@@ -61,6 +62,20 @@ def test_small_cnn_shapes_and_layers():
     torch.testing.assert_close(probs.sum(1), torch.ones(3))
     with pytest.raises(ValueError, match="divisible by 8"):
         SmallCNN(5, image_size=30)
+
+
+def test_compact_cnn_head_does_not_grow_with_the_image():
+    torch.manual_seed(0)
+    model = CompactCNN(num_classes=10).eval()
+    assert count_parameters(model) == 24_458  # against 4,288,970 for SmallCNN(10, 128)
+    kinds = [type(m).__name__ for m in model.modules()]
+    assert [kinds.count(k) for k in ("Conv2d", "BatchNorm2d", "MaxPool2d", "Dropout", "Linear")] == [3, 3, 3, 1, 1]
+    images = torch.rand(4, 3, 128, 128)
+    logits = model(images)
+    assert logits.shape == (4, 10) and model(torch.rand(1, 3, 32, 32)).shape == (1, 10)
+    torch.testing.assert_close(model(images[:1]), logits[:1])  # eval mode: alone or in a batch, the same answer
+    model.train()
+    assert not torch.equal(model(images), model(images))  # dropout in train mode
 
 
 @pytest.mark.parametrize(

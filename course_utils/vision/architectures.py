@@ -9,6 +9,10 @@ the parameter counts and output shapes are exactly those of the real model.
 * :func:`layer_table` is PyTorch's answer to Keras' ``model.summary()``: one row per
   layer with its output shape and parameter count, measured with forward hooks.
 * :func:`describe` and :func:`architecture_table` summarise whole models.
+* :func:`factorisation_table` measures Inception v2's factorised convolutions (a 5 x 5 as
+  two 3 x 3, an n x n as 1 x n then n x 1): same receptive field, fewer parameters.
+* :func:`compound_scaling_table` puts EfficientNet's compound scaling rule next to the
+  measured B0 ... B7 (:func:`multiply_adds` counts the work of one image).
 """
 
 from __future__ import annotations
@@ -167,3 +171,110 @@ def architecture_table(names: Optional[Sequence[str]] = None) -> pd.DataFrame:
     """:func:`describe` for several models (default: all of :data:`CLASSIC`), one row each."""
     rows = [describe(n) for n in (names or CLASSIC)]
     return pd.DataFrame(rows).set_index("name")
+
+
+# --------------------------------------------------------------------------- Inception v2 (2015)
+def factorised_pairs(channels: int) -> dict[str, tuple[nn.Module, nn.Module]]:
+    """Inception v2's factorisations: name -> (one big convolution, the stack that replaces it).
+
+    Every module keeps the size (``padding``) and maps ``channels`` to ``channels``, so both
+    members of a pair turn ``(batch, channels, H, W)`` into ``(batch, channels, H, W)``.
+    """
+    def conv(k: tuple[int, int]) -> nn.Conv2d:
+        return nn.Conv2d(channels, channels, k, padding=(k[0] // 2, k[1] // 2))
+
+    return {
+        "5x5 -> 3x3 + 3x3": (conv((5, 5)), nn.Sequential(conv((3, 3)), conv((3, 3)))),
+        "3x3 -> 3x1 + 1x3": (conv((3, 3)), nn.Sequential(conv((3, 1)), conv((1, 3)))),
+        "7x7 -> 1x7 + 7x1": (conv((7, 7)), nn.Sequential(conv((1, 7)), conv((7, 1)))),
+    }
+
+
+def receptive_field(module: nn.Module, channels: int, size: int = 15) -> tuple[int, int]:
+    """Height and width of the input window that one output value depends on, measured by autograd.
+
+    The gradient of the centre output with respect to the input is non-zero exactly on that
+    window. The module's weights are set to 1 (on a copy) so that no path cancels by chance.
+    """
+    import copy
+
+    probe = copy.deepcopy(module).float()
+    for p in probe.parameters():
+        nn.init.ones_(p)
+    x = torch.zeros(1, channels, size, size, requires_grad=True)
+    probe(x)[0, 0, size // 2, size // 2].backward()
+    rows, cols = x.grad[0].abs().sum(0).nonzero(as_tuple=True)  # positions the centre output sees
+    return int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
+
+
+def factorisation_table(channels: int = 64) -> pd.DataFrame:
+    """One row per factorisation: parameters of each side, the saving, and the measured receptive fields."""
+    rows = []
+    for name, (big, stack) in factorised_pairs(channels).items():
+        rows.append({"factorisation": name, "params big": count_parameters(big),
+                     "params factorised": count_parameters(stack),
+                     "saving %": round(100 * (1 - count_parameters(stack) / count_parameters(big)), 1),
+                     "field big": receptive_field(big, channels), "field factorised": receptive_field(stack, channels)})
+    return pd.DataFrame(rows).set_index("factorisation")
+
+
+# --------------------------------------------------------------------------- EfficientNet (2019)
+def multiply_adds(model: nn.Module, input_shape: Sequence[int]) -> int:
+    """Multiply-adds of the convolutions and dense layers for one forward pass (measured with hooks).
+
+    A convolution does ``in_channels / groups * kh * kw`` multiply-adds per output value; a dense
+    layer ``in_features`` per output value. Works on the ``meta`` device (only shapes are used).
+    """
+    total = 0
+
+    def hook(module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            total += output.numel() * module.in_channels // module.groups * kh * kw
+        elif isinstance(module, nn.Linear):
+            total += output.numel() * module.in_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    try:
+        with evaluating(model), torch.no_grad():
+            model(torch.zeros(*input_shape, device=_device_of(model)))
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+# The paper's coefficients (Tan and Le, 2019), found by a small grid search on B0 for phi = 1
+# under the constraint alpha * beta**2 * gamma**2 ~ 2: each step of phi doubles the work.
+ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15  # depth, width, resolution
+# The released B0 ... B7 (width multiplier, depth multiplier, resolution), as in torchvision.
+EFFICIENTNETS = {"B0": (1.0, 1.0, 224), "B1": (1.0, 1.1, 240), "B2": (1.1, 1.2, 260), "B3": (1.2, 1.4, 300),
+                 "B4": (1.4, 1.8, 380), "B5": (1.6, 2.2, 456), "B6": (1.8, 2.6, 528), "B7": (2.0, 3.1, 600)}
+
+
+def compound_scaling(phi: float, alpha: float = ALPHA, beta: float = BETA, gamma: float = GAMMA) -> dict:
+    """EfficientNet's rule: depth x alpha**phi, width x beta**phi, resolution x gamma**phi.
+
+    The work of a convolution grows with depth, with the square of the width (channels in
+    and out) and with the square of the resolution, so it grows by
+    ``(alpha * beta**2 * gamma**2) ** phi``, about ``2 ** phi``.
+    """
+    return {"depth": alpha**phi, "width": beta**phi, "resolution": gamma**phi,
+            "work": (alpha * beta**2 * gamma**2) ** phi}
+
+
+def compound_scaling_table(names: Sequence[str] = tuple(EFFICIENTNETS)) -> pd.DataFrame:
+    """The released EfficientNets measured on the meta device; their work relative to B0 next to the rule's
+    ``(alpha * beta**2 * gamma**2) ** phi`` (1.92 ** phi)."""
+    rows = []
+    for phi, name in enumerate(names):
+        width, depth, res = EFFICIENTNETS[name]
+        model = build_on_meta(getattr(tvm, f"efficientnet_{name.lower()}"))
+        rows.append({"model": f"EfficientNet-{name}", "phi": phi, "width x": width, "depth x": depth,
+                     "resolution": res, "params": count_parameters(model),
+                     "multiply_adds": multiply_adds(model, (1, 3, res, res))})
+    table = pd.DataFrame(rows).set_index("model")
+    table["work vs B0"] = table["multiply_adds"] / table["multiply_adds"].iloc[0]
+    table["rule 1.92**phi"] = [compound_scaling(p)["work"] for p in table["phi"]]
+    return table
