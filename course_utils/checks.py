@@ -313,6 +313,36 @@ def check_attention_weights(
     ok(name)
 
 
+def check_caption_steps(
+    actual: Any, expected: Any, lengths: Any, name: str = "scores", atol: float = 1e-5
+) -> None:
+    """Compare a decoder's per-step outputs ``(batch, steps, ...)`` with the reference's.
+
+    Caption ``i`` has ``lengths[i] - 1`` steps (``lengths`` counts ``<start>`` and ``<end>``);
+    after them ``actual`` must hold zeros. The message says when a row belongs to another
+    caption (the batch order was lost, e.g. captions sorted and never put back), when a
+    caption that has ended still has values, and else the first caption and step that differ.
+    """
+    a, e = _to_array(actual, name), _to_array(expected, name)
+    check_shape(a, e.shape, name)
+    steps = [int(n) - 1 for n in np.asarray(lengths).reshape(-1)]
+    close = np.isclose(a, e, atol=atol, rtol=1e-4).reshape(len(a), a.shape[1], -1).all(axis=2)  # (batch, steps)
+    for i in range(len(a)):
+        if not close[i].all():
+            others = [j for j in range(len(a)) if j != i and np.allclose(a[i], e[j], atol=atol, rtol=1e-4)]
+            if others:
+                raise CheckError(f"{name}: row {i} holds the values of caption {others[0]}; return the rows in "
+                                 "the input's order (sorted captions must be put back)")
+    for i, n in enumerate(steps):
+        if n < a.shape[1] and np.abs(a[i, n:]).max() > atol:
+            raise CheckError(f"{name}: caption {i} has ended after {n} steps (length {n + 1}) but step {n} is not "
+                             "zero; steps after a caption's end must stay zero (mask them or stop computing them)")
+    if not close.all():
+        i, t = (int(k) for k in np.argwhere(~close)[0])
+        check_close(a[i, t], e[i, t], name=f"{name} of caption {i} at step {t} (first step that differs)", atol=atol)
+    ok(name)
+
+
 def load_student_weights(student: Any, reference: Any, name: str = "weights") -> None:
     """Copy the parameters of the ``student``'s module into the package's ``reference`` module.
 

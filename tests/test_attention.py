@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_utils.captioning.attention import Attention, ShowAttendTell, doubly_stochastic_penalty
+from course_utils.captioning.attention import Attention, ShowAttendTell, doubly_stochastic_penalty, padded_logits
 from course_utils.captioning.train import caption_loss
 
 VOCAB, ENC, P = 25, 12, 9
@@ -133,3 +133,27 @@ def test_load_embeddings_checks_shape():
     assert not m.embedding.weight.requires_grad
     with pytest.raises(ValueError, match=r"\(vocab_size, embed_dim\)"):
         m.load_embeddings(torch.randn(VOCAB, 9))
+
+
+def test_padded_logits_puts_every_score_back_at_its_caption_and_step():
+    m = model().eval()
+    feats, caps, lengths = batch([4, 6, 4, 2])  # ties: the stable sort keeps their input order
+    out = m(feats, caps, lengths)
+    padded = padded_logits(out.logits, lengths)
+    assert padded.shape == (4, 5, VOCAB)
+    for i, n in enumerate(lengths.tolist()):
+        state = m.init_state(feats[i : i + 1])
+        for t in range(n - 1):
+            step_logits, state, _ = m.step(state, caps[i : i + 1, t])
+            torch.testing.assert_close(padded[i, t], step_logits[0], atol=1e-5, rtol=1e-5)
+        assert (padded[i, n - 1 :] == 0).all()
+
+
+def test_doubly_stochastic_penalty_ignores_padded_steps_given_lengths():
+    alphas = torch.softmax(torch.randn(3, 5, 4), dim=-1)
+    lengths = torch.tensor([6, 3, 4])  # 5, 2 and 3 steps
+    clean = alphas.clone()
+    for i, n in enumerate(lengths.tolist()):
+        clean[i, n - 1 :] = 0
+    torch.testing.assert_close(doubly_stochastic_penalty(alphas, lengths), doubly_stochastic_penalty(clean))
+    torch.testing.assert_close(doubly_stochastic_penalty(clean, lengths), doubly_stochastic_penalty(clean))

@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 
 from course_utils.captioning.attention import Attention
-from course_utils.checks import CheckError, check_attention_weights, load_student_weights
+from course_utils.checks import CheckError, check_attention_weights, check_caption_steps, load_student_weights
 
 
 # --------------------------------------------------------------------------- check_attention_weights
@@ -83,3 +83,43 @@ def test_load_student_weights_names_shapes():
 def test_load_student_weights_refuses_non_module():
     with pytest.raises(CheckError, match="expected a torch.nn.Module, got function"):
         load_student_weights(lambda x: x, Attention(16, 8, 4))
+
+
+# --------------------------------------------------------------------------- check_caption_steps
+def _steps(lengths, width=3, seed=0):
+    """Per-step values (batch, max(lengths) - 1, width), zero after each caption's end."""
+    g = torch.Generator().manual_seed(seed)
+    values = torch.randn(len(lengths), max(lengths) - 1, width, generator=g)
+    for i, n in enumerate(lengths):
+        values[i, n - 1 :] = 0
+    return values, torch.tensor(lengths)
+
+
+def test_caption_steps_pass(capsys):
+    values, lengths = _steps([4, 6, 2])
+    check_caption_steps(values.clone(), values, lengths, name="scores")
+    assert "scores: correct" in capsys.readouterr().out
+
+
+def test_caption_steps_rows_in_sorted_order_are_named():
+    values, lengths = _steps([4, 6, 2])
+    with pytest.raises(CheckError, match="input's order"):
+        check_caption_steps(values[[1, 0, 2]], values, lengths)
+
+
+def test_caption_steps_values_after_the_end_are_named():
+    values, lengths = _steps([4, 6, 2])
+    wrong = values.clone()
+    wrong[2, 1] = 0.5  # caption 2 has one step
+    with pytest.raises(CheckError, match="caption 2 has ended after 1 steps"):
+        check_caption_steps(wrong, values, lengths)
+
+
+def test_caption_steps_first_wrong_step_is_named():
+    values, lengths = _steps([4, 6, 2])
+    wrong = values.clone()
+    wrong[1, 3] += 1.0
+    with pytest.raises(CheckError, match="caption 1 at step 3"):
+        check_caption_steps(wrong, values, lengths)
+    with pytest.raises(CheckError, match=r"shape"):
+        check_caption_steps(values[:, :-1], values, lengths)

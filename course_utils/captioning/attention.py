@@ -5,7 +5,9 @@ At each step ``t`` the decoder
 1. scores every region ``i`` against its previous hidden state (additive attention):
    ``e_ti = w . tanh(W_f f_i + W_h h_{t-1})``, ``alpha_t = softmax(e_t)`` (sums to 1);
 2. summarises the image as the context ``z_t = sum_i alpha_ti f_i``, scaled by a gate
-   ``beta_t = sigmoid(W_b h_{t-1})`` in (0, 1) that lets it say "no need to look now";
+   ``beta_t = sigmoid(W_b h_{t-1})`` in (0, 1) that lets it say "no need to look now"
+   (Xu et al.'s ``beta_t`` is one number per step; here it has one value per channel of
+   the context, a common variant: ``W_b`` is ``hidden_dim -> encoder_dim``);
 3. feeds ``[embedding(w_{t-1}); beta_t * z_t]`` to an ``nn.LSTMCell``;
 4. predicts word ``t`` from ``dropout(h_t)``.
 
@@ -18,6 +20,8 @@ Written by hand (not a library module) because notebook 09 builds it piece by pi
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
@@ -25,7 +29,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from course_utils.captioning.outputs import DecoderOutput
 from course_utils.captioning.show_tell import copy_embeddings
 
-__all__ = ["Attention", "DecoderOutput", "ShowAttendTell", "doubly_stochastic_penalty"]
+__all__ = ["Attention", "DecoderOutput", "ShowAttendTell", "doubly_stochastic_penalty", "padded_logits"]
 
 
 class Attention(nn.Module):
@@ -93,7 +97,7 @@ class ShowAttendTell(nn.Module):
         self.attention = Attention(encoder_dim, hidden_dim, attention_dim)
         self.init_h = nn.Linear(encoder_dim, hidden_dim)
         self.init_c = nn.Linear(encoder_dim, hidden_dim)
-        self.gate = nn.Linear(hidden_dim, encoder_dim)  # beta = sigmoid(W_b h)
+        self.gate = nn.Linear(hidden_dim, encoder_dim)  # beta = sigmoid(W_b h), one value per channel
         self.lstm = nn.LSTMCell(embed_dim + encoder_dim, hidden_dim)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(hidden_dim, vocab_size)
@@ -124,10 +128,8 @@ class ShowAttendTell(nn.Module):
         the full batch at every step and masking the loss (``decoder_speedup`` in
         ``docs/benchmarks.md``).
         """
-        steps = lengths.cpu() - 1  # predictions per caption: every word after <start>
-        steps, order = steps.sort(descending=True)
+        steps, order, batch_sizes = by_length(lengths)
         features, captions = features[order], captions[order]
-        batch_sizes = [int((steps > t).sum()) for t in range(int(steps[0]))]
         embedded = self.embedding(captions[:, : len(batch_sizes)])  # (batch, steps, embed_dim)
         projected = self.attention.project(features)  # (batch, num_pixels, attention_dim)
         h, c = self.init_hidden(features)
@@ -163,11 +165,34 @@ class ShowAttendTell(nn.Module):
         return self.fc(self.dropout(h)), (features, projected, h, c), alpha
 
 
-def doubly_stochastic_penalty(alphas: torch.Tensor) -> torch.Tensor:
+def by_length(lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """The order ``forward`` runs captions in: ``steps`` (predictions per caption, ``lengths - 1``,
+    longest first), ``order`` (``steps = (lengths - 1)[order]``; a stable sort, so equal lengths keep
+    their input order) and ``batch_sizes[t]``, the captions still running at step ``t``."""
+    steps, order = torch.sort(lengths.cpu() - 1, descending=True, stable=True)
+    return steps, order, [int((steps > t).sum()) for t in range(int(steps[0]))]
+
+
+def padded_logits(logits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """``ShowAttendTell.forward``'s packed ``logits (num_tokens, vocab_size)`` laid out again as
+    ``(batch, steps, vocab_size)``, in the input's batch order, zero on padded steps."""
+    _, order, batch_sizes = by_length(lengths)
+    padded, _ = pad_packed_sequence(PackedSequence(logits, torch.tensor(batch_sizes)), batch_first=True)
+    return padded[order.argsort()]
+
+
+def doubly_stochastic_penalty(alphas: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``mean over batch and regions of (1 - sum_t alpha_ti)^2`` for ``alphas (batch, steps, num_pixels)``.
 
     Xu et al.'s regulariser (their eq. 14, averaged instead of summed): every region
     should receive a total attention of about 1 over the caption, so the model cannot
-    stare at one region for every word. Padded steps hold zeros and add nothing.
+    stare at one region for every word. ``forward`` leaves zeros on padded steps; with
+    ``lengths (batch,)`` (including ``<start>`` and ``<end>``) the steps after caption
+    ``i``'s ``lengths[i] - 1`` are ignored whatever they hold (a decoder that runs the
+    whole batch at every step computes attention there too).
     """
+    if lengths is not None:
+        t = torch.arange(alphas.shape[1], device=alphas.device)  # (steps,)
+        real = t[None, :] < (lengths.to(alphas.device) - 1)[:, None]  # (batch, steps)
+        alphas = alphas * real.unsqueeze(2)
     return ((1.0 - alphas.sum(dim=1)) ** 2).mean()
