@@ -91,19 +91,36 @@ def isolated(code: str) -> str:
 
 
 class Kernel:
-    """One kernel running one notebook; ``run`` returns None on success, else (ename, evalue)."""
+    """One kernel running one notebook; ``run`` returns None on success, else (ename, evalue).
+
+    Cells run with ``stop_on_error=False`` (nbclient's ``allow_errors``) and the kernel's reply
+    decides: after a failing cell, ipykernel 6 aborts the requests that reach it before it has
+    recovered, and nbclient takes an aborted cell for a success, so the next mutant would silently
+    not be defined and the checks would judge the previous one (seen with the oldest versions).
+    """
 
     def __init__(self, client: NotebookClient):
         self.client = client
+        self.reply: dict = {}
+        client.allow_errors = True
+        client.on_cell_executed = self._keep_reply
+
+    def _keep_reply(self, cell, cell_index, execute_reply) -> None:
+        self.reply = execute_reply or {}
 
     def run(self, code: str, timeout: int = MUTANT_TIMEOUT):
         cell = nbformat.v4.new_code_cell(code)
         cell.metadata["execution"] = {}
         self.client.timeout = timeout
+        self.reply = {}
         try:
             self.client.execute_cell(cell, 0, store_history=False)
-        except CellExecutionError as err:
+        except CellExecutionError as err:  # allow_errors makes nbclient return instead; kept for safety
             return err.ename, err.evalue
+        content = self.reply.get("content", {})
+        if content.get("status") == "error":
+            return content.get("ename", "Error"), content.get("evalue", "")
+        assert content.get("status") == "ok", f"the kernel answered {content.get('status')!r} to:\n{code[:300]}"
         return None
 
 

@@ -92,6 +92,17 @@ def test_top_k():
     assert len(top_k(probs, ["a", "b", "c"], k=10)) == 3
 
 
+def test_top_k_keeps_tied_classes_in_order_and_refuses_bad_arguments():
+    names = [f"class {i}" for i in range(6)]
+    tied = torch.tensor([0.1, 0.225, 0.225, 0.225, 0.0, 0.225])
+    assert [n for n, _ in top_k(tied, names, k=3)] == ["class 1", "class 2", "class 3"]
+    assert [n for n, _ in top_k(torch.full((1000,), 1e-3), [str(i) for i in range(1000)], k=4)] == ["0", "1", "2", "3"]
+    with pytest.raises(ValueError, match="one probability per class"):
+        top_k(tied, names[:5])
+    with pytest.raises(ValueError, match="k must be"):
+        top_k(tied, names, k=0)
+
+
 def test_run_scenario_row(offline):
     torch.manual_seed(0)
     rng = np.random.default_rng(0)

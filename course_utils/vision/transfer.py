@@ -156,7 +156,16 @@ def run_scenario(
 
 
 def top_k(probs: torch.Tensor, class_names: Sequence[str], k: int = 3) -> list[tuple[str, float]]:
-    """The ``k`` most probable classes of ``probs (num_classes,)`` as ``(name, probability)``, best first."""
-    values, indices = torch.as_tensor(probs).topk(min(k, len(class_names)))
-    return [(class_names[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())]
+    """The ``k`` most probable classes of ``probs (num_classes,)`` as ``(name, probability)``, best first.
+
+    Equal probabilities keep the order of the classes (a stable sort: ``torch.topk`` may list
+    tied classes in any order); ``k`` larger than the number of classes gives them all.
+    """
+    probs = torch.as_tensor(probs)
+    if probs.ndim != 1 or len(probs) != len(class_names):
+        raise ValueError(f"expected one probability per class: probs {tuple(probs.shape)}, {len(class_names)} names")
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    values, indices = probs.sort(descending=True, stable=True)  # (num_classes,) each
+    return [(class_names[i], float(v)) for v, i in zip(values[:k].tolist(), indices[:k].tolist())]
 
