@@ -1,4 +1,4 @@
-"""The upload-and-predict app of notebook 05 (ipywidgets): seed 003's Streamlit page, in a notebook.
+"""Notebook 05's upload-and-predict app (ipywidgets): the classifier project report's Streamlit page, in a notebook.
 
 Upload an image (or pick an example): the app shows the top classes with their
 confidence and the class-activation map, i.e. where the evidence for the top class lies.

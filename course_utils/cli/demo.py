@@ -4,7 +4,7 @@
    ground-truth boxes) if it is not there yet;
 2. build the vocabulary from the training captions;
 3. run a frozen ImageNet-pretrained CNN once over every image into a ``FeatureCache``
-   (seed 001's design, the same path as notebooks 08-10 and as a real dataset);
+   (the design of the lab report *TP2 Attention*, the same path as notebooks 08-10 and as a real dataset);
 4. train the Show-Attend-and-Tell decoder on the cached grids with the kit's training loop;
 5. evaluate on the held-out test split with greedy decoding and beam search: BLEU-1..4,
    ROUGE-L, CIDEr (METEOR when Java is present and the captions are English) and the

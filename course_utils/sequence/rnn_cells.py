@@ -76,7 +76,7 @@ def lstm_step(
 
 
 def lstm_weights_from_torch(cell: nn.LSTMCell) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Seed-000 weights ``(W, b)`` equal to those of ``cell``.
+    """Weights ``(W, b)`` in the master's thesis' notation, equal to those of ``cell``.
 
     ``nn.LSTMCell`` stacks the four gates (order i, f, g, o; its "g" is our ``N``) in
     ``weight_ih (4*hidden, input_size)`` and ``weight_hh (4*hidden, hidden)``, with two

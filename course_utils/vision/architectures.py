@@ -127,8 +127,8 @@ def head_input_shape(model: nn.Module, input_shape: Sequence[int]) -> Optional[t
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if m is not model]
     try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(*input_shape, device=_device_of(model)))
+        with evaluating(model), torch.no_grad():
+            model(torch.zeros(*input_shape, device=_device_of(model)))
     finally:
         for h in handles:
             h.remove()
