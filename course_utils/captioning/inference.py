@@ -28,7 +28,7 @@ def require_encoder(model: nn.Module) -> None:
                          "an 'encoder' in its config, or load it with cli.caption.load_captioner)")  # fmt: skip
 
 
-def image_batches(
+def _loaded_batches(
     images: Sequence[ImageLike], transform: Callable[[Image.Image], torch.Tensor], batch_size: int
 ) -> Iterator[tuple[torch.Tensor, list, list[str]]]:
     """``(images (batch, 3, H, W), references (none), names)`` per ``batch_size`` images, as
@@ -60,4 +60,4 @@ def caption_images(
     require_encoder(model)
     if transform is None:
         transform = eval_transform(getattr(getattr(model, "config", None), "image_size", None) or 224)
-    return caption_batches(model, image_batches(images, transform, batch_size), vocab, beam_size, max_len)
+    return caption_batches(model, _loaded_batches(images, transform, batch_size), vocab, beam_size, max_len)
