@@ -160,7 +160,8 @@ def test_demo_under_torchrun_prepares_its_data_on_rank_0_only(tmp_path):
     events = {rank: [json.loads(line) for line in Path(f"{log}.{rank}").read_text().splitlines()] for rank in (0, 1)}
     assert events[1] == [["exit", 0]], "rank 1 wrote data it should have waited for"
     names = [name for name, _ in events[0]]
-    assert names[0] == "dataset" and sum(n.startswith("cache ") and n != "cache done" for n in names) == 3 and names[-1] == "exit"
+    caches = [n for n in names if n.startswith("cache ") and n != "cache done"]  # train, val, test
+    assert names[0] == "dataset" and len(caches) == 3 and names[-1] == "exit"
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["captioner.pt", "captioner.best.pt", "vocab.json", "curves.png", "scores.json",
          *[p.name for p in out.glob("attention_*.png")]])  # fmt: skip

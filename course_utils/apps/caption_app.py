@@ -26,10 +26,10 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from course_utils.apps.upload import load_image_bytes, read_upload
+from course_utils.apps.upload import load_image_bytes, load_or_report, read_upload
 from course_utils.captioning.inference import caption_images, require_encoder
 from course_utils.files import png_bytes
-from course_utils.vision.image_io import ImageError, eval_transform, load_image
+from course_utils.vision.image_io import eval_transform, load_image
 
 PathLike = Union[str, Path]
 
@@ -91,11 +91,8 @@ def caption_app(
         if current["load"] is None:
             caption.value = "<i>upload an image or pick an example</i>"
             return
-        try:
-            image = current["load"]()
-        except ImageError as err:
-            caption.value = f"<b style='color:#b00'>error:</b> {html.escape(str(err))}"
-            view.value, box.result = b"", None
+        image = load_or_report(current["load"], caption, view, box)
+        if image is None:
             return
         result = caption_images(model, vocab, [image], transform, beam.value, max_len)[0]
         words, alphas = result.words, result.alphas

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Optional
 import torch
 import torch.nn as nn
 
-from course_utils.basics.networks import evaluating
+from course_utils.basics.networks import evaluating, model_device
 from course_utils.captioning.beam_fast import fast_beam_search
 from course_utils.captioning.outputs import Caption, best_captions
 
@@ -161,7 +161,7 @@ def caption_batches(
     cached features; ``vocab`` turns ids into words (``Caption.words``). The model runs in eval mode and gets its
     mode back at the end.
     """
-    device = device or next(model.parameters()).device
+    device = device or model_device(model)
     results = []
     with evaluating(model):
         for inputs, references, names in batches:

@@ -31,13 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.basics.networks import evaluating
+from course_utils.basics.networks import evaluating, model_device
 from course_utils.plotting import to_numpy_image
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """Where ``model``'s parameters live (the CPU for a model without parameters)."""
-    return next(model.parameters(), torch.empty(0)).device
 
 
 def activations(model: nn.Module, layer: nn.Module, images: torch.Tensor) -> torch.Tensor:
