@@ -41,7 +41,7 @@ COMMANDS = [
     ("demo", "course_utils.cli.demo", "the main job: train and evaluate the attention captioner on the embedded data"),
     ("caption", "course_utils.cli.caption", "caption images with a trained checkpoint"),
     ("predict", "course_utils.cli.predict", "top-5 ImageNet classes and class-activation map of images"),
-    ("bench", "course_utils.tools.bench", "measure the kit's fast paths against seed-style baselines"),
+    ("bench", "course_utils.tools.bench", "measure the kit's fast paths against plain baselines"),
     ("release", "course_utils.grading.release", "make student notebooks and a grader key from master notebooks"),
     ("grade", "course_utils.grading.grade", "grade a folder of student submissions into a CSV grade sheet"),
     ("sync", "course_utils.tools.source", "rewrite notebook setup cells and README links from the kit source"),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,19 @@ def pick_device(prefer: Optional[str] = None) -> torch.device:
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
+    """True if a TCP connection to ``host:port`` opens within ``timeout`` seconds.
+
+    Checked before any download so that an offline machine answers in milliseconds
+    (no DNS) or at most ``timeout`` seconds (firewall), instead of hanging.
+    """
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def amp_dtype_for(device_type: str, capability: Optional[tuple[int, int]] = None) -> Optional[torch.dtype]:

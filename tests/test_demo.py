@@ -110,3 +110,60 @@ def test_caption_command_refuses_bad_checkpoints(demo_run, tmp_path, capsys):
         code = main(["caption", image, "--checkpoint", str(tmp_path / name)])
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1 and message in err[0], err
+
+
+DEMO_UNDER_TORCHRUN = """
+import json, os, sys, time
+sys.path.insert(0, {root!r})
+import course_utils.caption_data.cache as cache
+import course_utils.caption_data.synth as synth
+from course_utils.__main__ import main
+
+rank = int(os.environ["RANK"])
+log = open({log!r} + f".{{rank}}", "w")
+real_write_dataset, real_write = synth._write_dataset, cache._DiskArray._write
+
+def write_dataset(*args, **kwargs):
+    log.write(json.dumps(["dataset", time.time()]) + "\\n")
+    real_write_dataset(*args, **kwargs)
+    log.write(json.dumps(["dataset done", time.time()]) + "\\n")
+
+def write_cache(self, *args, **kwargs):
+    log.write(json.dumps(["cache " + self.dir.name, time.time()]) + "\\n")
+    real_write(self, *args, **kwargs)
+    log.write(json.dumps(["cache done", time.time()]) + "\\n")
+
+synth._write_dataset, cache._DiskArray._write = write_dataset, write_cache
+code = main(["demo", "--out", {out!r}, "--images", "20", "--epochs", "1", "--figures", "1", "--meteor", "no",
+             "--quiet", "--threads", "1", "--device", "cpu"])
+log.write(json.dumps(["exit", code]) + "\\n")
+"""
+
+
+@pytest.mark.slow
+def test_demo_under_torchrun_prepares_its_data_on_rank_0_only(tmp_path):
+    """Two processes (gloo): rank 0 generates the dataset and builds the feature caches while
+    rank 1 waits (it then reuses them); rank 0 alone writes the run's files."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    script, out, log = tmp_path / "demo_ddp.py", tmp_path / "out", tmp_path / "log"
+    script.write_text(textwrap.dedent(DEMO_UNDER_TORCHRUN).format(root=str(root), out=str(out), log=str(log)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COURSE_DATA": str(tmp_path / "data")}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=400, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    events = {rank: [json.loads(line) for line in Path(f"{log}.{rank}").read_text().splitlines()] for rank in (0, 1)}
+    assert events[1] == [["exit", 0]], "rank 1 wrote data it should have waited for"
+    names = [name for name, _ in events[0]]
+    caches = [n for n in names if n.startswith("cache ") and n != "cache done"]  # train, val, test
+    assert names[0] == "dataset" and len(caches) == 3 and names[-1] == "exit"
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["captioner.pt", "captioner.best.pt", "vocab.json", "curves.png", "scores.json",
+         *[p.name for p in out.glob("attention_*.png")]])  # fmt: skip
+    assert proc.stdout.count("bleu4:") == 2  # rank 0 alone evaluates: greedy and beam search
+    assert not list((tmp_path / "data" / "cache").rglob("*.tmp"))

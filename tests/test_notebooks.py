@@ -6,8 +6,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+from course_utils.tools.notebook_runner import NotebookFailed, run_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -37,20 +37,6 @@ def test_setup_cells_and_readme_in_sync():
     assert sync(check=True) == [], "run 'python -m course_utils sync'"
 
 
-def _describe_failure(path: Path, nb, err: Exception) -> str:
-    """Notebook name, the failing cell's number and source, and the traceback."""
-    failing = None
-    for i, cell in enumerate(nb.cells):
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "error":
-                failing = (i, cell)
-    head = f"{path.name} failed"
-    if failing:
-        i, cell = failing
-        head += f" in cell {i}:\n----- source -----\n{cell.source}\n------------------"
-    return f"{head}\n{type(err).__name__}: {err}"
-
-
 @pytest.fixture(scope="session")
 def course_data(tmp_path_factory):
     """One data root for the whole run, as a student's machine has: notebooks 07-10
@@ -60,18 +46,12 @@ def course_data(tmp_path_factory):
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", [p for p in ALL_NOTEBOOKS if NAME.match(p.name)], ids=lambda p: p.name)
-def test_notebook_executes(path, course_data, monkeypatch):
-    monkeypatch.setenv("COURSE_FAST", "1")
-    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    monkeypatch.setenv("COURSE_DATA", course_data)
+def test_notebook_executes(path, course_data):
     # One math thread per kernel: the small fast-mode models are overhead-bound, and with
     # the default (one per core) a kernel slows down several times whenever anything else
     # runs on the machine.
-    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
-                            resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
+    threads = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     try:
-        client.execute()
-    except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:
-        pytest.fail(_describe_failure(path, nb, err), pytrace=False)
+        run_notebook(path, course_data, cell_timeout=CELL_TIMEOUT, env=threads)
+    except NotebookFailed as err:
+        pytest.fail(str(err), pytrace=False)

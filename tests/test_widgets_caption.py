@@ -9,9 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from course_utils.apps.caption_app import caption_app, caption_image, read_upload
+from course_utils.apps.caption_app import caption_app, read_upload
 from course_utils.apps.upload import simulate_upload  # a browser upload, ipywidgets 7 or 8
 from course_utils.captioning.captioner import build_captioner
+from course_utils.captioning.inference import caption_images
 from course_utils.sequence.vocab import Vocabulary
 
 PNG_MAGIC = b"\x89PNG"
@@ -121,7 +122,7 @@ def test_model_reading_cached_features_is_refused(vocab):
         caption_app(model, vocab, [])
 
 
-def test_caption_image_beam_one_equals_greedy(vocab):
+def test_caption_images_beam_one_equals_greedy(vocab):
     model = make_model(vocab)
     with torch.no_grad():
         for p in model.decoder.parameters():
@@ -129,7 +130,8 @@ def test_caption_image_beam_one_equals_greedy(vocab):
     from course_utils.vision.image_io import eval_transform
 
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8))
-    words, alphas = caption_image(model, vocab, image, eval_transform(32), beam_size=1, max_len=MAX_LEN)
+    result = caption_images(model, vocab, [image], eval_transform(32), beam_size=1, max_len=MAX_LEN)[0]
+    words, alphas = result.words, result.alphas
     assert all(w in vocab.itos for w in words) and len(words) <= MAX_LEN
     assert alphas is None or tuple(alphas.shape) == (len(words), GRID * GRID)
 

@@ -26,34 +26,12 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from course_utils.apps.upload import load_image_bytes, read_upload
-from course_utils.captioning.decoding import decode
+from course_utils.apps.upload import load_image_bytes, load_or_report, read_upload
+from course_utils.captioning.inference import caption_images, require_encoder
 from course_utils.files import png_bytes
-from course_utils.vision.image_io import ImageError, eval_transform, load_image
+from course_utils.vision.image_io import eval_transform, load_image
 
 PathLike = Union[str, Path]
-
-
-@torch.no_grad()
-def caption_image(
-    model: nn.Module,
-    vocab: Any,
-    image: Image.Image,
-    transform: Callable[[Image.Image], torch.Tensor],
-    beam_size: int = 1,
-    max_len: int = 20,
-) -> tuple[list[str], Optional[torch.Tensor]]:
-    """Caption one RGB ``image`` with a :class:`~course_utils.captioning.captioner.Captioner` that has an encoder.
-
-    Returns the words and ``alphas (len(words), num_pixels)`` (None without attention).
-    Greedy decoding for ``beam_size == 1``, beam search otherwise (``course_utils.captioning.decoding``).
-    """
-    model.eval()
-    device = next(model.parameters()).device
-    images = transform(image).unsqueeze(0).to(device)  # (1, 3, H, W)
-    features = model.encode(images)  # (1, num_pixels, encoder_dim)
-    cap = decode(model.decoder, features, vocab.start_id, vocab.end_id, beam_size, max_len)[0]
-    return [vocab.itos[i] for i in cap.ids], cap.alphas
 
 
 def attention_png(image: Image.Image, words: Sequence[str], alphas: Optional[torch.Tensor]) -> bytes:
@@ -92,9 +70,7 @@ def caption_app(
     """
     import ipywidgets as widgets
 
-    if getattr(model, "encoder", None) is None:
-        raise ValueError("caption_app needs a Captioner with its image encoder; this one reads cached features "
-                         "(rebuild it with an 'encoder' in its config)")  # fmt: skip
+    require_encoder(model)
     transform = transform or eval_transform(image_size)
     if not isinstance(examples, Mapping):
         examples = {Path(p).name: p for p in examples}
@@ -115,13 +91,11 @@ def caption_app(
         if current["load"] is None:
             caption.value = "<i>upload an image or pick an example</i>"
             return
-        try:
-            image = current["load"]()
-        except ImageError as err:
-            caption.value = f"<b style='color:#b00'>error:</b> {html.escape(str(err))}"
-            view.value, box.result = b"", None
+        image = load_or_report(current["load"], caption, view, box)
+        if image is None:
             return
-        words, alphas = caption_image(model, vocab, image, transform, beam.value, max_len)
+        result = caption_images(model, vocab, [image], transform, beam.value, max_len)[0]
+        words, alphas = result.words, result.alphas
         kind = "greedy" if beam.value == 1 else f"beam search, beam size {beam.value}"
         caption.value = (f"<b>{html.escape(' '.join(words)) or '(empty caption)'}</b> "
                          f"<span style='color:#666'>({html.escape(current['source'])}, {kind})</span>")  # fmt: skip

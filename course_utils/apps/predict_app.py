@@ -1,4 +1,4 @@
-"""The upload-and-predict app of notebook 05 (ipywidgets): seed 003's Streamlit page, in a notebook.
+"""Notebook 05's upload-and-predict app (ipywidgets): the classifier project report's Streamlit page, in a notebook.
 
 Upload an image (or pick an example): the app shows the top classes with their
 confidence and the class-activation map, i.e. where the evidence for the top class lies.
@@ -30,10 +30,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from course_utils.apps.upload import load_image_bytes, read_upload
+from course_utils.apps.upload import load_image_bytes, load_or_report, read_upload
+from course_utils.basics.networks import model_device
 from course_utils.files import png_bytes
 from course_utils.vision.cam import grad_cam, overlay
-from course_utils.vision.image_io import ImageError, load_image, normalize
+from course_utils.vision.image_io import load_image, normalize
 
 Example = Union[str, Path, Image.Image, np.ndarray]
 
@@ -53,7 +54,7 @@ def predict_image(
     for Grad-CAM. Returns ``{"top": [(name, probability), ...], "cam": (H, W) in [0, 1]}``
     where ``H, W`` is the size of the transformed image.
     """
-    device = next(model.parameters()).device
+    device = model_device(model)
     x = transform(image).to(device)  # (3, H, W)
     if hasattr(model, "cam"):
         cam, _, probs = model.cam(x)
@@ -147,11 +148,8 @@ def predict_app(
     box.scores, box.view, box.result = scores, view, None
 
     def show(source: str, load: Callable[[], Image.Image]) -> None:
-        try:
-            image = load()
-        except ImageError as err:
-            scores.value = f"<b style='color:#b00'>error:</b> {html.escape(str(err))}"
-            view.value, box.result = b"", None
+        image = load_or_report(load, scores, view, box)
+        if image is None:
             return
         out = predict_image(model, image, transform, class_names, k, cam_layer)
         scores.value = f"<div style='color:#666'>{html.escape(source)}</div>" + scores_html(out["top"])

@@ -7,7 +7,8 @@ and the two store an upload differently in ``FileUpload.value``:
 * ipywidgets 8: a tuple of dicts ``({"name": ..., "type": ..., "size": ..., "content": memoryview, ...}, ...)``.
 
 :func:`read_upload` reads both, so the apps of notebooks 05 and 10 work on either;
-:func:`load_image_bytes` passes the bytes through the same safe loader as files on disk; and
+:func:`load_image_bytes` passes the bytes through the same safe loader as files on disk;
+:func:`load_or_report` says in the app why a file is not an image; and
 :func:`simulate_upload` puts a file into a ``FileUpload`` the way the browser does, for the
 installed ipywidgets (the notebooks run headless in the tests, where nobody clicks).
 """
@@ -15,9 +16,10 @@ installed ipywidgets (the notebooks run headless in the tests, where nobody clic
 from __future__ import annotations
 
 import datetime
+import html
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Optional
 
 from PIL import Image
 
@@ -35,6 +37,17 @@ def read_upload(value: Any) -> list[tuple[str, bytes]]:
     # ipywidgets 8: a tuple of dicts; "content" is a memoryview, copied to bytes so that it
     # outlives the widget's buffer
     return [(str(item.get("name", "upload")), bytes(item["content"])) for item in value or ()]
+
+
+def load_or_report(load: Callable[[], Image.Image], message: Any, view: Any, box: Any) -> Optional[Image.Image]:
+    """The image ``load()`` reads, or None after showing its ``ImageError`` in ``message`` (an HTML
+    widget) and clearing ``view`` and ``box.result``: both apps' answer to a file that is not an image."""
+    try:
+        return load()
+    except ImageError as err:
+        message.value = f"<b style='color:#b00'>error:</b> {html.escape(str(err))}"
+        view.value, box.result = b"", None
+        return None
 
 
 def load_image_bytes(name: str, content: bytes) -> Image.Image:

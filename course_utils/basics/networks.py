@@ -179,6 +179,11 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Where ``model``'s parameters live (the CPU for a model without parameters): inputs go there."""
+    return next(model.parameters(), torch.empty(0)).device
+
+
 def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
     """Fraction of rows of ``logits (batch, classes)`` whose largest score is at ``y (batch,)``."""
     return float((logits.argmax(1) == y).float().mean())

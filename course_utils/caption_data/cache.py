@@ -43,6 +43,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from course_utils.basics.networks import evaluating
 from course_utils.caption_data.records import CaptionData
 from course_utils.vision.image_io import eval_transform, load_image
 
@@ -264,8 +265,7 @@ class FeatureCache(_DiskArray):
         transform = transform or eval_transform(self.image_size)
         loader = image_batches(self.data, self.keys, transform, batch_size, num_workers, device,
                                multiprocessing_context)  # fmt: skip
-        was_training = encoder.training
-        encoder.eval().to(device)
+        encoder.to(device)
 
         def batches():
             for images in loader:  # (batch, 3, H, W), decoded by the workers while the encoder ran
@@ -274,10 +274,8 @@ class FeatureCache(_DiskArray):
                     feats = feats.flatten(2).transpose(1, 2)
                 yield feats.float().cpu().numpy()
 
-        try:
+        with evaluating(encoder):
             self._write(batches(), np.float16, progress, weights=weights)
-        finally:
-            encoder.train(was_training)
         return self.load()
 
     def __getitem__(self, key: str) -> np.ndarray:

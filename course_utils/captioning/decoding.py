@@ -19,12 +19,12 @@ log-probabilities (float64 would be rejected by Apple's MPS backend).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Optional
 
 import torch
 import torch.nn as nn
 
-from course_utils.basics.networks import evaluating
+from course_utils.basics.networks import evaluating, model_device
 from course_utils.captioning.beam_fast import fast_beam_search
 from course_utils.captioning.outputs import Caption, best_captions
 
@@ -148,7 +148,7 @@ class CaptionResult:
 @torch.no_grad()
 def caption_batches(
     model: nn.Module,
-    batches: Sequence[Any],
+    batches: Iterable[Any],
     vocab: Any,
     beam_size: int = 1,
     max_len: int = 20,
@@ -158,10 +158,10 @@ def caption_batches(
     """Caption every batch ``(inputs, references, names)`` of an evaluation loader.
 
     ``model`` is a :class:`~course_utils.captioning.captioner.Captioner`; ``inputs`` are images or
-    cached features; ``vocab`` turns ids into words. The model runs in eval mode and gets its
+    cached features; ``vocab`` turns ids into words (``Caption.words``). The model runs in eval mode and gets its
     mode back at the end.
     """
-    device = device or next(model.parameters()).device
+    device = device or model_device(model)
     results = []
     with evaluating(model):
         for inputs, references, names in batches:

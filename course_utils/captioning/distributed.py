@@ -68,6 +68,22 @@ def placement(device: Optional[str] = None) -> Iterator[Placement]:
             dist.destroy_process_group()
 
 
+@contextlib.contextmanager
+def rank_zero_first(place: Placement) -> Iterator[None]:
+    """Rank 0 runs the block while the other ranks wait; then they run it and find its work done.
+
+    For data preparation under torchrun: generating a dataset or building a feature cache
+    writes files, and ranks writing the same folders at once would clash. Rank 0 writes
+    them; the others, let in once it is done, read them (``generate`` and
+    ``FeatureCache.build`` reuse what is there). Without torchrun the block just runs.
+    """
+    if place.distributed and not place.is_main:
+        dist.barrier()  # wait until rank 0 has prepared
+    yield
+    if place.distributed and place.is_main:
+        dist.barrier()  # rank 0 is done: let the others in
+
+
 def wrap(model: nn.Module, place: Placement) -> nn.Module:
     """The model that trains: DistributedDataParallel around ``model`` under torchrun, else ``model``."""
     if not place.distributed:

@@ -2,7 +2,7 @@
 
 Every encoder maps ``images (batch, 3, H, W)`` to
 ``features (batch, num_pixels, encoder_dim)``: the image is cut into a
-``grid x grid`` layout of regions (7 x 7 = 49 by default, as in seed 001) and each
+``grid x grid`` layout of regions (7 x 7 = 49 by default, as in the lab report *TP2 Attention*) and each
 region gets one vector. Region ``r`` is row ``r // grid``, column ``r % grid``
 (row-major, top-left first), which is how attention maps are drawn back on the image.
 
@@ -15,7 +15,7 @@ Two families:
   EfficientNet-Lite0 with the ImageNet weights a pip package installs (one line says
   which); random weights only when asked for (``weights=None``). This is the encoder of
   every captioning run of the kit, frozen, its features computed once into a
-  ``FeatureCache`` (seed 001's design).
+  ``FeatureCache`` (the design of the lab report *TP2 Attention*).
 * :class:`SmallCNNEncoder`: a four-block CNN trained from scratch with the decoder, for
   the comparison "pretrained vs from scratch".
 """
@@ -28,6 +28,7 @@ from typing import Optional, Union
 import torch
 import torch.nn as nn
 
+from course_utils.basics.networks import evaluating
 from course_utils.vision.pretrained import backbone_blocks, block_names, load_imagenet
 
 
@@ -73,9 +74,8 @@ class PretrainedEncoder(nn.Module):
     @torch.no_grad()
     def _channels(self) -> int:
         """Channels of the kept blocks' output, measured on a small dummy batch (works for any cut)."""
-        was_training = self.blocks.training
-        out = self.blocks.eval()(torch.zeros(1, 3, 64, 64))  # (1, encoder_dim, h, w)
-        self.blocks.train(was_training)
+        with evaluating(self.blocks):
+            out = self.blocks(torch.zeros(1, 3, 64, 64))  # (1, encoder_dim, h, w)
         return int(out.shape[1])
 
     def fine_tune(self, blocks: int) -> None:

@@ -172,7 +172,7 @@ def score_lines(scores: Mapping[str, Any], digits: int = 1) -> list[str]:
 
 def perplexity(mean_loss: float) -> float:
     """``exp(mean cross-entropy per token)`` (nats): the number of words the model hesitates
-    between on average. Seed 002 reports 40.12 on Flickr30k after 7 epochs."""
+    between on average. The short report gives 40.12 on Flickr30k after 7 epochs."""
     return math.exp(min(mean_loss, 50.0))  # capped: exp(50) already means "nothing learned"
 
 

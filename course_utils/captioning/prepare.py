@@ -15,7 +15,7 @@ What it does, in order:
    chapter reads the same images).
 2. **fast mode**: a real dataset keeps a regular sample of at most ``max_images`` images.
 3. **vocabulary** from the training split only, words seen at least ``min_freq`` times.
-4. **model inputs**, the same for every dataset (seed 001's design): a frozen
+4. **model inputs**, the same for every dataset (the design of the lab report *TP2 Attention*): a frozen
    ImageNet-pretrained CNN runs *once* per image into a ``FeatureCache`` per split, and
    only the decoder trains on the cached grids. The network is ResNet-50 when its
    ImageNet weights can be had, else EfficientNet-Lite0 with the weights a pip package
@@ -43,7 +43,7 @@ from course_utils.sequence.vocab import Vocabulary
 from course_utils.vision.pretrained import BACKBONES
 
 SPLITS = ("train", "val", "test")
-NETWORK = "resnet50"  # the encoder asked for: seed 001's; EfficientNet-Lite0 offline
+NETWORK = "resnet50"  # the encoder of the lab report TP2 Attention; EfficientNet-Lite0 offline
 REAL_IMAGE_SIZE = 224  # pixels per side of a photo, as ImageNet networks were trained
 SYNTH_IMAGE_SIZE = 224  # pixels per side the synthetic 96-px scenes are resized to
 GRID = 7  # regions per side: 7 x 7 = 49
@@ -189,7 +189,7 @@ def prepare_caption_data(
     if fast:
         data = subsample(data, max_images if max_images is not None else synth_images)
     train_tokens = [tokenize(c) for k in data.images("train") for c in data.captions[k]]
-    vocab = Vocabulary.build(train_tokens, min_freq=min_freq)  # seed 001: the words seen at least twice
+    vocab = Vocabulary.build(train_tokens, min_freq=min_freq)  # the lab report TP2 Attention: words seen twice or more
     image_size = SYNTH_IMAGE_SIZE if synthetic else REAL_IMAGE_SIZE
     if build_inputs and backbone is None:
         backbone = build_encoder(NETWORK, grid=GRID)  # frozen; prints which network and weights

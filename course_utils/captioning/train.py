@@ -8,7 +8,7 @@
 2. validation loss and perplexity (teacher forcing), and BLEU-4 computed by *decoding*
    the validation images greedily (no teacher forcing: what the model really says);
 3. a few sample captions printed beside a reference;
-4. a learning-rate schedule step (StepLR(10, 0.5) as in seed 001, or cosine);
+4. a learning-rate schedule step (StepLR(10, 0.5) as in the lab report *TP2 Attention*, or cosine);
 5. a checkpoint (``course_utils.captioning.checkpoint``) holding everything needed to resume
    *exactly*, and early stopping on the validation loss.
 
@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from course_utils.basics.networks import evaluating
 from course_utils.captioning import distributed
 from course_utils.captioning.attention import DecoderOutput, doubly_stochastic_penalty
 from course_utils.captioning.batches import GroupedCaptions, collate_for, collate_grouped  # noqa: F401 (for notebooks)
@@ -59,7 +60,8 @@ from course_utils.vision.early_stopping import EarlyStopping
 
 @dataclass
 class TrainConfig:
-    """Settings of :func:`fit`. Defaults follow seed 001 (Adam 1e-3, StepLR(10, 0.5), batch 32)."""
+    """Settings of :func:`fit`. Defaults follow the lab report *TP2 Attention* (Adam 1e-3,
+    StepLR(10, 0.5), batch 32)."""
 
     epochs: int = 10
     batch_size: int = 32
@@ -116,15 +118,16 @@ def forward_batch(model: nn.Module, batch: Sequence[torch.Tensor], device: torch
 def validation_loss(
     model: nn.Module, loader: Any, device: torch.device, autocast: Optional[contextlib.AbstractContextManager] = None
 ) -> tuple[float, int]:
-    """Summed cross-entropy and token count over ``loader`` (teacher forcing, eval mode)."""
-    model.eval()
+    """Summed cross-entropy and token count over ``loader`` (teacher forcing, eval mode; the
+    model gets its mode back)."""
     autocast = autocast or contextlib.nullcontext()
     total, tokens = 0.0, 0
-    for batch in loader:
-        with autocast:
-            out = forward_batch(model, batch, device)
-        total += float(F.cross_entropy(out.logits.float(), out.targets, reduction="sum"))
-        tokens += int(out.targets.numel())
+    with evaluating(model):
+        for batch in loader:
+            with autocast:
+                out = forward_batch(model, batch, device)
+            total += float(F.cross_entropy(out.logits.float(), out.targets, reduction="sum"))
+            tokens += int(out.targets.numel())
     return total, tokens
 
 

@@ -83,19 +83,6 @@ def load_captioner(path: str, device: torch.device) -> tuple[Any, Any, dict]:
     return model.to(device).eval(), vocab, config
 
 
-def caption_images(model: Any, vocab: Any, images: list[torch.Tensor], beam: int, max_len: int,
-                   batch_size: int, device: torch.device) -> list:  # fmt: skip
-    """Captions of ``images`` (each ``(3, H, W)``), decoded ``batch_size`` at a time."""
-    from course_utils.captioning.decoding import decode
-
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(images), batch_size):
-            features = model.encode(torch.stack(images[i : i + batch_size]).to(device))
-            out += decode(model.decoder, features, vocab.start_id, vocab.end_id, beam, max_len)
-    return out
-
-
 def load_images(names: list[str]) -> tuple[list[tuple[str, Any]], int]:
     """The readable images as ``(name, PIL image)``; each unreadable one is named in one ``error:`` line."""
     from course_utils.vision.image_io import ImageError, load_image
@@ -119,9 +106,9 @@ def run(args: argparse.Namespace) -> int:
     import matplotlib.pyplot as plt
 
     from course_utils.captioning.checkpoint import CheckpointError
+    from course_utils.captioning.inference import caption_images
     from course_utils.env import pick_device
     from course_utils.plotting import plot_attention
-    from course_utils.vision.image_io import eval_transform
 
     device = pick_device(args.device)
     try:
@@ -130,16 +117,14 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(err))
     if config.get("trained_on"):
         print(f"model: trained on {config['trained_on']}")
-    transform = eval_transform(config.get("image_size", 224))
     loaded, failures = load_images(args.images)
-    captions = caption_images(model, vocab, [transform(img) for _, img in loaded], args.beam, args.max_len,
-                              args.batch_size, device)  # fmt: skip
+    captions = caption_images(model, vocab, [img for _, img in loaded], beam_size=args.beam, max_len=args.max_len,
+                              batch_size=args.batch_size)  # fmt: skip
     figures = figure_names([name for name, _ in loaded])
     for (name, img), cap, figure_name in zip(loaded, captions, figures):
-        words = [vocab.itos[i] for i in cap.ids]
-        line = " ".join(words)
+        line = " ".join(cap.words)
         if cap.alphas is not None:
-            fig = plot_attention(img, words, cap.alphas, config.get("grid", 7), title=line)
+            fig = plot_attention(img, cap.words, cap.alphas, config.get("grid", 7), title=line)
             figure = args.out / figure_name
             try:
                 args.out.mkdir(parents=True, exist_ok=True)

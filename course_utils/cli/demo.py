@@ -4,7 +4,7 @@
    ground-truth boxes) if it is not there yet;
 2. build the vocabulary from the training captions;
 3. run a frozen ImageNet-pretrained CNN once over every image into a ``FeatureCache``
-   (seed 001's design, the same path as notebooks 08-10 and as a real dataset);
+   (the design of the lab report *TP2 Attention*, the same path as notebooks 08-10 and as a real dataset);
 4. train the Show-Attend-and-Tell decoder on the cached grids with the kit's training loop;
 5. evaluate on the held-out test split with greedy decoding and beam search: BLEU-1..4,
    ROUGE-L, CIDEr (METEOR when Java is present and the captions are English) and the
@@ -206,9 +206,18 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    start = time.time()
+    from course_utils.captioning.distributed import placement
+
+    with placement(args.device) as place:  # under torchrun: the process group, joined once for the whole run
+        return run_on(args, place)
+
+
+def run_on(args: argparse.Namespace, place: Any) -> int:
+    """The demo in one process (``place``: its rank; under torchrun every rank runs this)."""
+    from course_utils.captioning.distributed import rank_zero_first
     from course_utils.env import get_env, seed_everything
 
+    start = time.time()
     env = get_env(seed=args.seed, device=args.device)
     seed_everything(args.seed)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -217,13 +226,15 @@ def run(args: argparse.Namespace) -> int:
     if env.device.type == "cpu":
         speed_up_cpu()  # the command's choice for this process: see course_utils.cli.cpu
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    data, vocab, encoder, caches, folder = prepare(args, env.data_root)
-    vocab.save(out / "vocab.json")
+    with rank_zero_first(place):  # rank 0 generates the data and builds the caches; the others then reuse them
+        data, vocab, encoder, caches, folder = prepare(args, env.data_root)
+    if place.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        vocab.save(out / "vocab.json")
     sizes = ", ".join(f"{len(data.images(s))} {s}" for s in ("train", "val", "test"))
     print(f"data: {folder} ({len(data.captions)} images: {sizes}; vocabulary {len(vocab)} words)")
     model, history = train_captioner(args, data, vocab, encoder, caches, out)
-    if int(os.environ.get("RANK", 0)) != 0:  # under torchrun, rank 0 alone evaluates and writes the scores
+    if not place.is_main:  # under torchrun, rank 0 alone evaluates and writes the scores
         return 0
     lines, report = evaluate_test(args, model, data, vocab, caches, folder, out)
     seconds = time.time() - start
@@ -235,5 +246,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"saved: {out / 'captioner.pt'}, {out / 'curves.png'}, {len(report['figures'])} attention figures, "
           f"{out / 'scores.json'}")  # fmt: skip
     return 0
-
-

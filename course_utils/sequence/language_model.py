@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.basics.networks import evaluating
+from course_utils.basics.networks import evaluating, model_device
 from course_utils.sequence.text import tokenize
 from course_utils.sequence.vocab import Vocabulary, pad_captions
 
@@ -161,7 +161,7 @@ def sample(
 def _generate(model: WordLM, vocab: Vocabulary, n: int, temperature: float, max_len: int, prefix: str,
               generator: Optional[torch.Generator]) -> list[list[int]]:  # fmt: skip
     """The ids of :func:`sample`'s sentences, ``<start>`` included."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     start = [vocab.start_id] + [vocab.stoi.get(w, vocab.unk_id) for w in tokenize(prefix)]
     tokens = torch.tensor([start] * n, device=device)  # (n, len(start))
     logits, state = model(tokens)
@@ -192,7 +192,7 @@ def sentence_log_prob(model: WordLM, vocab: Vocabulary, sentence: str) -> float:
     One forward pass with teacher forcing: the input is ``<start> w_1 ... w_n``, the
     targets ``w_1 ... w_n <end>``. Higher (closer to 0) = more caption-like to the model.
     """
-    ids = torch.tensor([vocab.encode(tokenize(sentence))], device=next(model.parameters()).device)  # (1, n + 2)
+    ids = torch.tensor([vocab.encode(tokenize(sentence))], device=model_device(model))  # (1, n + 2)
     with evaluating(model):
         logits, _ = model(ids[:, :-1])  # (1, n + 1, vocab)
     log_probs = logits[0].log_softmax(-1)  # (n + 1, vocab)

@@ -1,4 +1,5 @@
-"""``python -m course_utils bench``: the kit's fast paths measured against seed-style baselines.
+"""``python -m course_utils bench``: the kit's fast paths measured against the plain baselines
+of the source documents.
 
 Every measure runs both sides in the same process, on the same machine and the same
 data (the embedded synthetic dataset, written as JPEGs of ``Sizes.image_px`` pixels,
@@ -6,7 +7,7 @@ about the size of a Flickr photo), and prints one line ``name: value``:
 
 * ``feature_cache_speedup``: training steps/s of the attention captioner on cached
   ResNet-50 features (``cache.FeatureCache``) / steps/s when the frozen ResNet-50 runs on
-  every batch of freshly decoded JPEGs (seed 001's pipeline, batch 32, float32);
+  every batch of freshly decoded JPEGs (the pipeline of the lab report *TP2 Attention*, batch 32, float32);
 * ``decoder_speedup``: training tokens/s of ``ShowAttendTell`` (the batch shrinks as
   captions end) / a decoder of the same size stepping over every padded position of the
   whole batch (:class:`PaddedDecoder`), both on the same batches of cached features;
@@ -24,7 +25,7 @@ about the size of a Flickr photo), and prints one line ``name: value``:
 Baselines are written the straightforward way, never slowed down: same model sizes, same
 batches, same optimizer (the kit's), same settings. The settings, for both sides:
 
-* the decoder has seed 001's size, output layer included (12,509 words, its Flickr30k
+* the decoder has the size of the lab report *TP2 Attention*, output layer included (12,509 words, its Flickr30k
   vocabulary; ``--vocab-size``); the ratios are printed again with the benchmark data's own
   small vocabulary, because the output layer's share of the work changes them;
 * the same CPU threads (``--threads``; by default the demo's rule: every core, or one when

@@ -16,9 +16,9 @@ from course_utils.captioning.attention import DecoderOutput, ShowAttendTell, dou
 # feature_cache_speedup has no goal: arithmetic bounds it ((ResNet-50 + decoder) / decoder, printed beside it).
 GOALS = {"decoder_speedup": 1.3, "beam_batch_speedup": 5.0, "image_store_speedup": 3.0,
          "decoder_matmul_share": 0.5, "feature_cache_overlap": 0.8}  # fmt: skip
-DECODER = {"embed_dim": 256, "hidden_dim": 256, "attention_dim": 256, "dropout": 0.5}  # seed 001's sizes
+DECODER = {"embed_dim": 256, "hidden_dim": 256, "attention_dim": 256, "dropout": 0.5}  # the lab report TP2 Attention's
 ENCODER_DIM, GRID, MODEL_PX = 2048, 7, 224  # ResNet-50 grid features (batch, 49, 2048) of 224 px images
-SEED_VOCAB = 12509  # words in seed 001's Flickr30k vocabulary: the size of the decoder's output layer
+SEED_VOCAB = 12509  # words in the lab report TP2 Attention's Flickr30k vocabulary: the decoder's output layer
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class Sizes:
 
     images: int  # synthetic images generated (80 % form the train split that is measured)
     image_px: int  # side of the generated JPEGs in pixels (Flickr8k photos are about 500 x 375)
-    batch: int  # training batch (seed 001: 32)
+    batch: int  # training batch (the lab report TP2 Attention: 32)
     rounds: int  # alternating rounds: kit, baseline, kit, baseline, ...
     cached_steps: int  # training steps per round on cached features
     resnet_steps: int  # training steps per round running ResNet-50 on each batch
@@ -80,7 +80,7 @@ class PaddedDecoder(ShowAttendTell):
     Same layers and sizes as :class:`ShowAttendTell` (it inherits them); only ``forward``
     differs: ``max_len - 1`` steps over all ``batch`` rows, logits for every position
     ``(batch * steps, vocab_size)``, and the loss ignores ``<pad>`` targets
-    (``cross_entropy(..., ignore_index=pad)``, as seed 001 does). Captions are padded to
+    (``cross_entropy(..., ignore_index=pad)``, as the lab report *TP2 Attention* does). Captions are padded to
     the longest of the batch, not to a fixed length: the kinder version of the seed.
     """
 
@@ -156,7 +156,8 @@ def caption_loader(bench: BenchData, sizes: Sizes, **source: Any) -> Any:
 
 
 def decoder_model(cls: type, vocab_size: int) -> ShowAttendTell:
-    """A decoder of seed 001's size (embedding, LSTM and attention 256; 2048-d regions), seeded."""
+    """A decoder of the lab report *TP2 Attention*'s size (embedding, LSTM and attention 256; 2048-d regions),
+    seeded."""
     torch.manual_seed(0)
     return cls(vocab_size, encoder_dim=ENCODER_DIM, **DECODER)
 

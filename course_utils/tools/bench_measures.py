@@ -1,4 +1,4 @@
-"""The ratios of ``bench``: each kit fast path against its seed-style baseline, side by side."""
+"""The ratios of ``bench``: each kit fast path against its plain baseline, side by side."""
 
 from __future__ import annotations
 

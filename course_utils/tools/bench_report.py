@@ -63,13 +63,13 @@ def missed_notes(results: dict[str, dict], vocab_size: int, peak: float) -> list
         notes.append(
             "- `feature_cache_speedup` (no goal: an earlier goal of 20 was above this bound): "
             "arithmetic bounds it. "
-            f"The seed's step runs ResNet-50 on the batch ({enc_g:.0f} GFLOP of convolutions and matrix products) "
+            f"The baseline's step runs ResNet-50 on the batch ({enc_g:.0f} GFLOP of convolutions and matrix products) "
             f"and the decoder ({dec_g:.1f} GFLOP "
             f"forward and backward, with its {vocab_size}-word output layer and the 2,048-d context entering the "
             f"LSTM at every word); the kit's step runs the decoder only. At the same speed per operation the "
             f"ratio would be ({enc_g:.0f} + {dec_g:.1f}) / {dec_g:.1f} = {(enc_g + dec_g) / max(dec_g, 1e-9):.1f}. "
             f"Measured: {kit_s * 1000:.0f} ms against {base_s:.2f} s per step, so the decoder already runs at "
-            f"{cache.get('gflops', 0):.0f} GFLOP/s against {(enc_g + dec_g) / base_s:.0f} for the seed's step "
+            f"{cache.get('gflops', 0):.0f} GFLOP/s against {(enc_g + dec_g) / base_s:.0f} for the baseline's step "
             "(its element-wise work, Adam and the per-word small products included; reading a batch from the "
             f"cache takes about 2 ms), and one large matrix product reaches {peak:.0f} here "
             f"(`decoder_matmul_share`). With the benchmark "
@@ -104,7 +104,7 @@ def write_report(path: Path, command: str, machine: list[str], results: dict[str
     """``docs/benchmarks.md``: results, machine, command and what each baseline does; written atomically."""
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     steps_per_epoch = math.ceil(bench.data.num_captions("train") / sizes.batch)
-    epoch_seconds = steps_per_epoch / results["feature_cache_speedup"]["baseline"]  # the seed's way
+    epoch_seconds = steps_per_epoch / results["feature_cache_speedup"]["baseline"]  # the baseline's way
     rows = []
     for name, r in results.items():
         if r.get("value") is None:
@@ -144,13 +144,13 @@ the other. Sizes: `{sizes_name}` ({sizes}).
 ## What is compared
 
 - **feature_cache_speedup**: training steps per second of the attention captioner
-  (`ShowAttendTell` of seed 001's size: embedding 256, LSTM 256, attention 256, output layer
+  (`ShowAttendTell` of the size in the lab report *TP2 Attention*: embedding 256, LSTM 256, attention 256, output layer
   {vocab_size} words; the kit's Adam, gradient clipping, batch {sizes.batch}), fed by a `DataLoader`
   over `CaptionDataset`. Each ratio is also given with the data's own {len(bench.vocab)}-word output layer.
   Kit: features read from the float16 `FeatureCache` (49 x 2048 per image).
-  Baseline (seed 001): every batch decodes its {sizes.image_px} px JPEGs, resizes them to 224 px and
-  runs the frozen ResNet-50 in float32. Building the cache once took {bench.cache_seconds:.1f} s for
-  {len(bench.features)} images: {bench.cache_seconds / epoch_seconds * 100:.0f} % of one seed-style epoch over the same
+  Baseline (the lab report *TP2 Attention*): every batch decodes its {sizes.image_px} px JPEGs, resizes them
+  to 224 px and runs the frozen ResNet-50 in float32. Building the cache once took {bench.cache_seconds:.1f} s for
+  {len(bench.features)} images: {bench.cache_seconds / epoch_seconds * 100:.0f} % of one baseline epoch over the same
   split ({epoch_seconds:.0f} s for its {bench.data.num_captions("train")} captions, one per step).
   ResNet-50 runs with random weights (offline): the compute is the same as with ImageNet's.
 - **decoder_speedup**: training tokens (real target words) per second on the same batches of cached

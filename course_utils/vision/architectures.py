@@ -24,7 +24,7 @@ import torch
 import torchvision.models as tvm
 from torch import nn
 
-from course_utils.basics.networks import evaluating
+from course_utils.basics.networks import evaluating, model_device
 
 
 class LeNet5(nn.Module):
@@ -85,9 +85,16 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    first = next(model.parameters(), None)
-    return first.device if first is not None else torch.device("cpu")
+def run_with_hooks(model: nn.Module, modules: Sequence[nn.Module], hook: Callable, input_shape: Sequence[int]) -> None:
+    """Run ``model`` once (eval mode, no gradients) on zeros of ``input_shape``, on its own device
+    (a ``meta`` model costs nothing), with ``hook(module, inputs, output)`` on each of ``modules``."""
+    handles = [m.register_forward_hook(hook) for m in modules]
+    try:
+        with evaluating(model), torch.no_grad():
+            model(torch.zeros(*input_shape, device=model_device(model)))
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def layer_table(model: nn.Module, input_shape: Sequence[int]) -> pd.DataFrame:
@@ -105,14 +112,7 @@ def layer_table(model: nn.Module, input_shape: Sequence[int]) -> pd.DataFrame:
         params = sum(p.numel() for p in module.parameters(recurse=False))
         rows.append({"layer": names[module], "type": type(module).__name__, "output shape": shape, "params": params})
 
-    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
-    handles = [m.register_forward_hook(hook) for m in leaves]
-    try:
-        with evaluating(model), torch.no_grad():
-            model(torch.zeros(*input_shape, device=_device_of(model)))
-    finally:
-        for h in handles:
-            h.remove()
+    run_with_hooks(model, [m for m in model.modules() if not any(True for _ in m.children())], hook, input_shape)
     return pd.DataFrame(rows)
 
 
@@ -129,13 +129,7 @@ def head_input_shape(model: nn.Module, input_shape: Sequence[int]) -> Optional[t
         if getattr(output, "ndim", 0) == 4 and not type(module).__name__.startswith("Adaptive"):
             found.append(tuple(output.shape))
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if m is not model]
-    try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(*input_shape, device=_device_of(model)))
-    finally:
-        for h in handles:
-            h.remove()
+    run_with_hooks(model, [m for m in model.modules() if m is not model], hook, input_shape)
     return found[-1] if found else None
 
 

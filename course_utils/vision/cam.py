@@ -1,16 +1,18 @@
 """What did the network look at? Feature maps, class activation maps and Grad-CAM (notebooks 04-05).
 
 * :func:`activations`: the output of any layer for a batch (the "feature maps" of
-  seed 004, and the "visualisation of internal activations" of seed 003's app).
+  the CNN slides, and the "visualisation of internal activations" of the app in the
+  classifier project report).
 * :func:`class_activation_map` (CAM, Zhou et al. 2016): for networks that end with
   global average pooling and one linear layer (ResNet, MobileNet, the transfer models
   of notebook 05), the score of class ``k`` is a weighted sum of the channel means,
   so the same weights applied to the maps *before* pooling show where the evidence is:
-  ``cam_k(y, x) = sum_c w[k, c] * A[c, y, x]``.
+  ``cam_k(y, x) = sum_c w[k, c] * A[c, y, x]`` (:func:`weighted_maps`).
 * :func:`grad_cam` (Selvaraju et al. 2017) works for any CNN (the flatten + dense
   network of notebook 04 too): channel weights are the spatial means of the gradient
-  of the class score with respect to the maps; for a global-average-pooling network it
-  gives the CAM again, up to a positive factor.
+  of the class score with respect to the maps, summed over the maps by the same
+  :func:`weighted_maps`; for a global-average-pooling network it gives the CAM again, up
+  to a positive factor.
 
 Written by hand (rather than with a library such as ``pytorch-grad-cam``) because the
 notebooks teach both methods in a few lines.
@@ -29,29 +31,31 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_utils.basics.networks import evaluating, model_device
 from course_utils.plotting import to_numpy_image
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """Where ``model``'s parameters live (the CPU for a model without parameters)."""
-    return next(model.parameters(), torch.empty(0)).device
 
 
 def activations(model: nn.Module, layer: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Output of ``layer`` when ``model`` runs on ``images (batch, 3, H, W)``, e.g. ``(batch, C, h, w)``, on the CPU."""
     store: list[torch.Tensor] = []
     handle = layer.register_forward_hook(lambda _m, _i, out: store.append(out.detach()))
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with evaluating(model), torch.no_grad():
             model(images.to(model_device(model)))
     finally:
         handle.remove()
-        model.train(was_training)
     if not store:
         raise ValueError(f"layer {type(layer).__name__} did not run in the forward pass of {type(model).__name__}")
     return store[0].cpu()
+
+
+def weighted_maps(weights: torch.Tensor, feature_maps: torch.Tensor) -> torch.Tensor:
+    """One map from ``C`` maps: ``weights (C,)``, ``feature_maps (C, h, w)`` -> ``(h, w)``.
+
+    ``out[y, x] = sum_c weights[c] * feature_maps[c, y, x]``: the step CAM and Grad-CAM
+    share; they differ only in where the weights come from.
+    """
+    return torch.einsum("c,chw->hw", weights, feature_maps)
 
 
 def class_activation_map(feature_maps: torch.Tensor, fc_weight: torch.Tensor, class_idx: int) -> torch.Tensor:
@@ -64,7 +68,7 @@ def class_activation_map(feature_maps: torch.Tensor, fc_weight: torch.Tensor, cl
             f"expected feature_maps (C, h, w) and fc_weight (num_classes, C), got "
             f"{tuple(feature_maps.shape)} and {tuple(fc_weight.shape)}"
         )
-    return torch.einsum("c,chw->hw", fc_weight[class_idx], feature_maps)
+    return weighted_maps(fc_weight[class_idx], feature_maps)
 
 
 def normalize_map(cam: torch.Tensor) -> torch.Tensor:
@@ -95,10 +99,8 @@ def grad_cam(
         store["maps"] = out  # (1, C, h, w), part of the graph
 
     handle = layer.register_forward_hook(keep)
-    was_training = model.training
-    model.eval()
     try:
-        with torch.enable_grad():
+        with evaluating(model), torch.enable_grad():
             logits = model(images)  # (1, num_classes)
             probs = logits[0].detach().softmax(0).cpu()  # (num_classes,)
             if class_idx is None:
@@ -107,9 +109,8 @@ def grad_cam(
             (grads,) = torch.autograd.grad(logits[0, class_idx], maps)  # (1, C, h, w)
     finally:
         handle.remove()
-        model.train(was_training)
     weights = grads[0].mean(dim=(1, 2))  # (C,): how much each channel pushes the class score
-    cam = torch.einsum("c,chw->hw", weights, maps[0].detach()).cpu()  # (h, w)
+    cam = weighted_maps(weights, maps[0].detach()).cpu()  # (h, w)
     return normalize_map(upsample_map(cam, tuple(images.shape[-2:]))), class_idx, probs
 
 

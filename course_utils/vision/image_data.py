@@ -15,7 +15,6 @@ line and falls back to ``"shapes"``.
 from __future__ import annotations
 
 import math
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
@@ -28,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from course_utils.env import data_root as default_data_root
+from course_utils.env import reachable
 from course_utils.vision.image_io import ImageError, load_image
 from course_utils.vision.shapes import shape_classification_set
 
@@ -56,19 +56,6 @@ class ImageSet:
 
 KAGGLE_INPUT = Path("/kaggle/input")  # where Kaggle mounts datasets (read-only)
 CIFAR_HOST = ("www.cs.toronto.edu", 443)
-
-
-def reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
-    """True if a TCP connection to ``host:port`` opens within ``timeout`` seconds.
-
-    Checked before any download so that an offline machine answers in milliseconds
-    (no DNS) or at most ``timeout`` seconds (firewall), instead of hanging.
-    """
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def _resize(image: Image.Image, size: int) -> np.ndarray:

@@ -24,7 +24,6 @@ The 1,000 class names come from torchvision's metadata (no download): :func:`ima
 from __future__ import annotations
 
 import dataclasses
-import socket
 from pathlib import Path
 from typing import Union
 
@@ -32,6 +31,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
+from course_utils.env import reachable
 from course_utils.vision.image_io import IMAGENET_MEAN, IMAGENET_STD
 
 # network name -> channels of the last feature map (the encoder_dim of the captioner)
@@ -91,19 +91,6 @@ def imagenet_classes() -> list[str]:
     From torchvision's metadata, shipped with torchvision (no download).
     """
     return list(torchvision.models.ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
-
-
-def reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
-    """True if a TCP connection to ``host:port`` opens within ``timeout`` seconds (answers fast offline).
-
-    The same check as ``classify.reachable``, written again here so that the captioning
-    chapters, which import this module, do not import the classifier's pandas and scikit-learn.
-    """
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def torchvision_weights(name: str) -> torchvision.models.WeightsEnum:
