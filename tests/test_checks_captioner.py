@@ -6,7 +6,8 @@ import torch
 import torch.nn as nn
 
 from course_utils.captioning.attention import Attention
-from course_utils.checks import CheckError, check_attention_weights, check_caption_steps, load_student_weights
+from course_utils.captioning.caption_checks import check_attention_weights, check_caption_steps
+from course_utils.checks import CheckError, load_student_weights
 
 
 # --------------------------------------------------------------------------- check_attention_weights

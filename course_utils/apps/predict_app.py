@@ -35,6 +35,7 @@ from course_utils.basics.networks import model_device
 from course_utils.files import png_bytes
 from course_utils.vision.cam import grad_cam, overlay
 from course_utils.vision.image_io import load_image, normalize
+from course_utils.vision.transfer import top_k
 
 Example = Union[str, Path, Image.Image, np.ndarray]
 
@@ -64,9 +65,7 @@ def predict_image(
         raise ValueError(f"{type(model).__name__} has no cam() method: pass cam_layer (its last conv block)")
     if len(probs) != len(class_names):
         raise ValueError(f"the model has {len(probs)} outputs but {len(class_names)} class names were given")
-    values, indices = probs.cpu().topk(min(k, len(class_names)))
-    top = [(class_names[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())]
-    return {"top": top, "cam": cam.cpu()}
+    return {"top": top_k(probs.cpu(), class_names, k), "cam": cam.cpu()}
 
 
 def scores_html(top: Sequence[tuple[str, float]]) -> str:

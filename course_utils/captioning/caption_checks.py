@@ -1,4 +1,5 @@
-"""Checks for the captioning exercises (notebooks 08-10): teacher-forced scores and the masked loss.
+"""Checks for the captioning exercises (notebooks 08-10): attention weights, per-step outputs, teacher-forced
+scores and the masked loss.
 
 They compare a student's result with the expected one like ``course_utils.checks.check_close``
 does, and when it is wrong they try the usual mistakes and name the one that matches:
@@ -10,12 +11,13 @@ the padded grid the student works on.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional, Sequence
 
+import numpy as np
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from course_utils.checks import CheckError, check_close, check_shape, ok
+from course_utils.checks import CheckError, _to_array, check_close, check_shape, ok
 
 TOL = 1e-5
 
@@ -113,3 +115,64 @@ def check_masked_loss(
         if _same(value, wrong, atol):
             raise CheckError(f"{name}: {float(value):.6g} instead of {float(expected):.6g}: {why}")
     check_close(value, expected, name=name, atol=atol)
+
+
+def check_attention_weights(
+    alpha: Any, shape: Optional[Sequence[int]] = None, name: str = "attention weights", atol: float = 1e-5
+) -> None:
+    """Check attention weights ``alpha (..., num_pixels)``: a probability distribution over
+    the regions (last axis) for every image and step: no negative weight, each row sums to 1.
+
+    The message names the first bad row and, when the rows do not sum to 1 but the
+    columns do, says that the softmax ran over the wrong axis.
+    """
+    if shape is not None:
+        check_shape(alpha, shape, name=name)
+    a = _to_array(alpha, name)
+    if a.ndim == 0 or a.shape[-1] == 0:
+        raise CheckError(f"{name}: expected weights over regions on the last axis, got shape {a.shape}")
+    if np.isnan(a).any():
+        raise CheckError(f"{name}: contains NaN; look for a softmax over -inf everywhere or a division by zero")
+    if (a < -atol).any():
+        where = tuple(int(i) for i in np.argwhere(a < -atol)[0])
+        raise CheckError(f"{name}: weight {a[where]:.4g} at {where} is negative; weights come out of a softmax")
+    sums = a.sum(axis=-1)
+    bad = np.argwhere(~np.isclose(sums, 1.0, atol=atol)) if sums.ndim else np.argwhere([not np.isclose(sums, 1.0)])
+    if len(bad):
+        row = tuple(int(i) for i in bad[0]) if sums.ndim else ()
+        hint = "normalise over the regions: softmax(scores, dim=-1 or dim=1 for (batch, num_pixels))"
+        if a.ndim >= 2 and np.allclose(a.sum(axis=0), 1.0, atol=atol):
+            hint = "the weights sum to 1 over the first axis (the batch): the softmax ran over the wrong dimension"
+        raise CheckError(f"{name}: row {row} sums to {float(sums[row]):.4g}, expected 1 ({len(bad)} of "
+                         f"{sums.size} rows off); {hint}")  # fmt: skip
+    ok(name)
+
+
+def check_caption_steps(
+    actual: Any, expected: Any, lengths: Any, name: str = "scores", atol: float = 1e-5
+) -> None:
+    """Compare a decoder's per-step outputs ``(batch, steps, ...)`` with the reference's.
+
+    Caption ``i`` has ``lengths[i] - 1`` steps (``lengths`` counts ``<start>`` and ``<end>``);
+    after them ``actual`` must hold zeros. The message says when a row belongs to another
+    caption (the batch order was lost, e.g. captions sorted and never put back), when a
+    caption that has ended still has values, and else the first caption and step that differ.
+    """
+    a, e = _to_array(actual, name), _to_array(expected, name)
+    check_shape(a, e.shape, name)
+    steps = [int(n) - 1 for n in np.asarray(lengths).reshape(-1)]
+    close = np.isclose(a, e, atol=atol, rtol=1e-4).reshape(len(a), a.shape[1], -1).all(axis=2)  # (batch, steps)
+    for i in range(len(a)):
+        if not close[i].all():
+            others = [j for j in range(len(a)) if j != i and np.allclose(a[i], e[j], atol=atol, rtol=1e-4)]
+            if others:
+                raise CheckError(f"{name}: row {i} holds the values of caption {others[0]}; return the rows in "
+                                 "the input's order (sorted captions must be put back)")
+    for i, n in enumerate(steps):
+        if n < a.shape[1] and np.abs(a[i, n:]).max() > atol:
+            raise CheckError(f"{name}: caption {i} has ended after {n} steps (length {n + 1}) but step {n} is not "
+                             "zero; steps after a caption's end must stay zero (mask them or stop computing them)")
+    if not close.all():
+        i, t = (int(k) for k in np.argwhere(~close)[0])
+        check_close(a[i, t], e[i, t], name=f"{name} of caption {i} at step {t} (first step that differs)", atol=atol)
+    ok(name)

@@ -229,13 +229,7 @@ def multiply_adds(model: nn.Module, input_shape: Sequence[int]) -> int:
         elif isinstance(module, nn.Linear):
             total += output.numel() * module.in_features
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    try:
-        with evaluating(model), torch.no_grad():
-            model(torch.zeros(*input_shape, device=_device_of(model)))
-    finally:
-        for h in handles:
-            h.remove()
+    run_with_hooks(model, [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))], hook, input_shape)
     return total
 
 
