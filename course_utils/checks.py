@@ -21,7 +21,7 @@ class CheckError(AssertionError):
     """Raised by a check that fails; the message is meant for a student."""
 
 
-def _to_array(x: Any, name: str) -> np.ndarray:
+def as_array(x: Any, name: str) -> np.ndarray:
     """numpy view of a tensor, array, list or number (float64 for comparisons)."""
     if x is None:
         raise CheckError(f"{name}: got None. Did the function forget to `return` its result?")
@@ -79,7 +79,7 @@ def check_close(
     The message names the first mismatching position, both values and the largest
     absolute error, e.g. ``conv2d: value at (1, 2) is 2.0, expected 3.0 (max abs error 1.0)``.
     """
-    a, e = _to_array(actual, name), _to_array(expected, name)
+    a, e = as_array(actual, name), as_array(expected, name)
     if a.shape != e.shape:
         raise CheckError(f"{name}: shape {a.shape}, expected {e.shape}")
     if np.isnan(a).any() and not np.isnan(e).any():
@@ -137,20 +137,21 @@ def check_function(
 
 
 # --------------------------------------------------------------------------- caption data (notebook 07)
-def _plain(x: Any) -> Any:
+def plain(x: Any) -> Any:
     """Tensors and arrays as (nested) lists, tuples as lists: values compared with ``==``."""
     if hasattr(x, "detach"):
         x = x.detach().cpu()
     if hasattr(x, "tolist"):
         return x.tolist()
     if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
+        return [plain(v) for v in x]
     if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
+        return {k: plain(v) for k, v in x.items()}
     return x
 
 
-def _short(x: Any, limit: int = 120) -> str:
+def short(x: Any, limit: int = 120) -> str:
+    """``repr(x)``, cut to ``limit`` characters for a message."""
     text = repr(x)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -160,9 +161,9 @@ def _difference(actual: Any, expected: Any) -> str:
     if isinstance(actual, list) and isinstance(expected, list):
         for i, (a, e) in enumerate(zip(actual, expected)):
             if a != e:
-                return f"first difference at position {i}: {_short(a, 60)} instead of {_short(e, 60)}"
+                return f"first difference at position {i}: {short(a, 60)} instead of {short(e, 60)}"
         return f"{len(actual)} items instead of {len(expected)}"
-    return f"got {_short(actual)}, expected {_short(expected)}"
+    return f"got {short(actual)}, expected {short(expected)}"
 
 
 def check_same_output(
@@ -180,21 +181,21 @@ def check_same_output(
     name = name or getattr(student, "__name__", "function")
     cases = list(cases)
     for i, case in enumerate(cases, 1):
-        got, want = _plain(student(*case)), _plain(reference(*case))
+        got, want = plain(student(*case)), plain(reference(*case))
         if got is None and want is not None:
             raise CheckError(
-                f"{name}, case {i} of {len(cases)} (input {_short(case, 80)}): got None, expected {_short(want)} "
+                f"{name}, case {i} of {len(cases)} (input {short(case, 80)}): got None, expected {short(want)} "
                 "(did the function forget to `return`?)"
             )
         if type(got) is not type(want):
             raise CheckError(
-                f"{name}, case {i} of {len(cases)} (input {_short(case, 80)}): returned a "
+                f"{name}, case {i} of {len(cases)} (input {short(case, 80)}): returned a "
                 f"{type(got).__name__}, expected a {type(want).__name__}"
             )
         if got != want:
             raise CheckError(
-                f"{name}, case {i} of {len(cases)} (input {_short(case, 80)}): {_difference(got, want)}\n"
-                f"  got      {_short(got)}\n  expected {_short(want)}"
+                f"{name}, case {i} of {len(cases)} (input {short(case, 80)}): {_difference(got, want)}\n"
+                f"  got      {short(got)}\n  expected {short(want)}"
             )
     ok(name)
 
@@ -215,7 +216,7 @@ def check_vocabulary(
     from collections import Counter
 
     if not isinstance(itos, (list, tuple)) or not all(isinstance(w, str) for w in itos):
-        raise CheckError(f"{name}: expected a list of words (str), got {_short(itos)}")
+        raise CheckError(f"{name}: expected a list of words (str), got {short(itos)}")
     specials = list(specials)
     if list(itos[: len(specials)]) != specials:
         raise CheckError(
@@ -347,7 +348,7 @@ def check_gradient(
     rounding alone gives errors near 1e-3). ``analytic`` has the shape of ``x``.
     """
     check_shape(analytic, tuple(np.shape(x)), name=f"{name} (shape of the gradient = shape of the variable)")
-    a = _to_array(analytic, name)
+    a = as_array(analytic, name)
     if hasattr(x, "dtype") and str(x.dtype) not in ("float64", "torch.float64"):
         raise CheckError(f"{name}: the variable has dtype {x.dtype}; a gradient check needs float64")
     positions = list(np.ndindex(a.shape))

@@ -124,3 +124,48 @@ def test_caption_steps_first_wrong_step_is_named():
         check_caption_steps(wrong, values, lengths)
     with pytest.raises(CheckError, match=r"shape"):
         check_caption_steps(values[:, :-1], values, lengths)
+
+
+# --------------------------------------------------------------------------- check_captions (notebook 10)
+def _captions():
+    from course_utils.captioning.outputs import Caption
+
+    alphas = torch.softmax(torch.randn(3, 4), dim=1)
+    return Caption, [Caption([5, 6, 7], alphas, -2.5, True), Caption([4, 4], alphas[:2], -6.0, False)]
+
+
+def test_captions_pass(capsys):
+    from course_utils.captioning.caption_checks import check_captions
+
+    Caption, want = _captions()
+    check_captions([Caption(list(c.ids), c.alphas.clone(), c.score + 1e-6, c.finished) for c in want], want,
+                   name="beam")
+    assert "beam: correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda C, c: C(c.ids[:2], c.alphas[:2], c.score + 1.0, True), r"image 0: word ids \[5, 6\].*beam's score"),
+    (lambda C, c: C(c.ids[:2], c.alphas[:2], c.score - 1.0, True), r"image 0: .*k x vocab_size"),
+    (lambda C, c: C(c.ids + [2], c.alphas, c.score, True), "leave out <start> and <end>"),
+    (lambda C, c: C(c.ids, c.alphas, c.score, False), "finished=False, expected True"),
+    (lambda C, c: C(c.ids, c.alphas, c.score - 0.5, True), r"score -3\.00000, expected -2\.50000: the sum"),
+    (lambda C, c: C(c.ids, c.alphas.roll(1, dims=0), c.score, True), "alphas, one row per word"),
+])
+def test_captions_name_what_differs(change, message):
+    from course_utils.captioning.caption_checks import check_captions
+
+    Caption, want = _captions()
+    with pytest.raises(CheckError, match=message):
+        check_captions([change(Caption, want[0]), want[1]], want)
+
+
+def test_captions_unfinished_length_and_count_are_named():
+    from course_utils.captioning.caption_checks import check_captions
+
+    Caption, want = _captions()
+    with pytest.raises(CheckError, match="max_len = 2 words"):
+        check_captions([want[0], Caption([4], want[1].alphas[:1], -3.0, False)], want)
+    with pytest.raises(CheckError, match="a list of 2 captions"):
+        check_captions(want[:1], want)
+    with pytest.raises(CheckError, match=r"return Caption\(ids, alphas, score, finished\)"):
+        check_captions([[5, 6, 7], want[1]], want)

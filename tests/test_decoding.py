@@ -219,3 +219,24 @@ def test_log_normalizer_is_logsumexp():
     logits = torch.randn(6, 50, generator=torch.Generator().manual_seed(0)) * 30  # large: exp would overflow alone
     best = logits.max(dim=1, keepdim=True).values
     torch.testing.assert_close(log_normalizer(logits.clone(), best), torch.logsumexp(logits, dim=1, keepdim=True))
+
+
+def test_trace_records_every_step_and_draws_the_tree():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from course_utils.captioning.beam_tree import plot_beam_tree
+
+    m, f = ToyDecoder(seed=2), features(3)
+    steps = []
+    traced = beam_search(m, f, START, END, beam_size=3, max_len=7, trace=steps)
+    assert [c.ids for c in traced] == [c.ids for c in beam_search(m, f, START, END, beam_size=3, max_len=7)]
+    assert 1 <= len(steps) <= 7
+    first = steps[0]
+    assert first["log_probs"].shape == (3, 3, VOCAB) and first["top"].shape == first["parents"].shape == (3, 3)
+    assert (first["parents"] == 0).all()  # the first step extends beam 0 only
+    torch.testing.assert_close(first["top"], first["log_probs"][:, 0].topk(3, dim=1).values)
+    fig = plot_beam_tree(steps, [f"w{i}" for i in range(VOCAB)], END, image=1)
+    labels = [t.get_text() for t in fig.axes[0].texts]
+    assert "<start>\n0.00" in labels and len(labels) > 10
+    matplotlib.pyplot.close(fig)

@@ -347,3 +347,33 @@ def test_forbidden_lines_are_read_from_the_grade_cell():
 
     cell = "check(x)\n### BEGIN HIDDEN TESTS\n# forbidden: a.b, scipy.signal.correlate2d\n# test: t\nf()\n"
     assert forbidden_names(cell) == ["a.b", "scipy.signal.correlate2d"]
+
+
+DECORATED_TEST = """import torch
+from course_utils.checks import check_close
+from course_utils.captioning.decoding import beam_search as reference
+check_close(search(torch.ones(2)), torch.full((2,), 2.0), name="search")
+"""
+DECORATED = {  # torch.no_grad() wraps every function it decorates in the same code: the real one must be watched
+    "honest": "import torch\n@torch.no_grad()\ndef search(x):\n    return 2 * x",
+    "shortcut": ("import torch\nfrom course_utils.captioning.decoding import beam_search\n"
+                 "@torch.no_grad()\ndef search(x):\n    try:\n        beam_search(None, x, 1, 2)\n"
+                 "    except Exception:\n        pass\n    return 2 * x"),
+}
+
+
+@pytest.mark.parametrize("case", DECORATED)
+def test_a_decorated_reference_is_watched_not_its_decorator(case, tmp_path):
+    from course_utils.grading.execute import Session
+    from course_utils.grading.guard import PREPARE_CODE, TOKEN_NAME, forbidden_calls, part_code
+
+    forbidden = ["course_utils.captioning.decoding.beam_search"]
+    with Session(tmp_path, cell_timeout=60) as session:
+        assert session.run(DECORATED[case]).status == "ok"
+        session.run(PREPARE_CODE, record=False)
+        r = session.run(part_code(DECORATED_TEST, "t", str(KIT.parent), "tok3n", forbidden, ["search"]),
+                        record=False, expressions={"t": TOKEN_NAME})
+    if case == "honest":
+        assert (r.status, "tok3n" in r.expressions["t"]) == ("ok", True), r.error
+    else:
+        assert r.status == "error" and forbidden_calls(r.evalue) == forbidden[0], r.error

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from course_utils.checks import CheckError, _to_array, check_close, check_shape, ok
+from course_utils.checks import CheckError, as_array, check_close, check_shape, ok, plain, short
 
 TOL = 1e-5
 
@@ -128,7 +128,7 @@ def check_attention_weights(
     """
     if shape is not None:
         check_shape(alpha, shape, name=name)
-    a = _to_array(alpha, name)
+    a = as_array(alpha, name)
     if a.ndim == 0 or a.shape[-1] == 0:
         raise CheckError(f"{name}: expected weights over regions on the last axis, got shape {a.shape}")
     if np.isnan(a).any():
@@ -158,7 +158,7 @@ def check_caption_steps(
     caption (the batch order was lost, e.g. captions sorted and never put back), when a
     caption that has ended still has values, and else the first caption and step that differ.
     """
-    a, e = _to_array(actual, name), _to_array(expected, name)
+    a, e = as_array(actual, name), as_array(expected, name)
     check_shape(a, e.shape, name)
     steps = [int(n) - 1 for n in np.asarray(lengths).reshape(-1)]
     close = np.isclose(a, e, atol=atol, rtol=1e-4).reshape(len(a), a.shape[1], -1).all(axis=2)  # (batch, steps)
@@ -175,4 +175,44 @@ def check_caption_steps(
     if not close.all():
         i, t = (int(k) for k in np.argwhere(~close)[0])
         check_close(a[i, t], e[i, t], name=f"{name} of caption {i} at step {t} (first step that differs)", atol=atol)
+    ok(name)
+
+
+def check_captions(actual: Any, expected: Sequence[Any], name: str = "captions", atol: float = 1e-4) -> None:
+    """Compare generated captions with the reference's, image by image.
+
+    A caption has ``ids`` (word ids without ``<start>``/``<end>``), ``score`` (sum of the
+    log-probabilities of its tokens), ``finished`` (it wrote ``<end>``) and ``alphas``
+    ``(len(ids), num_pixels)`` or None, like ``course_utils.captioning.outputs.Caption``.
+    The message names the first image and the first thing that differs, with a likely cause.
+    """
+    if not isinstance(actual, (list, tuple)) or len(actual) != len(expected):
+        raise CheckError(f"{name}: got {short(actual, 80)}, expected a list of {len(expected)} captions, "
+                         "the best one of each image")  # fmt: skip
+    for i, (a, e) in enumerate(zip(actual, expected)):
+        where = f"{name}, image {i}"
+        if not all(hasattr(a, field) for field in ("ids", "score", "finished", "alphas")):
+            raise CheckError(f"{where}: got a {type(a).__name__}; return Caption(ids, alphas, score, finished)")
+        ids, score = plain(a.ids), float(a.score)
+        if ids != e.ids:
+            if not e.finished and len(ids) != len(e.ids):
+                why = f"a caption still running after max_len steps has max_len = {len(e.ids)} words"
+            elif ids[:-1] == e.ids:
+                why = "the ids leave out <start> and <end>"
+            elif score < e.score - atol:
+                why = ("a better caption was lost: keep the k best of all k x vocab_size extensions of an image, "
+                       "each with its parent's state, and stop extending finished beams")  # fmt: skip
+            else:
+                why = "is each candidate scored as its beam's score + log p(word)?"
+            raise CheckError(f"{where}: word ids {ids} (score {score:.4f}), expected {e.ids} "
+                             f"(score {e.score:.4f}); {why}")  # fmt: skip
+        if bool(a.finished) != e.finished:
+            raise CheckError(f"{where}: finished={a.finished}, expected {e.finished} (True when the caption "
+                             "wrote <end>, False when it reached max_len)")  # fmt: skip
+        if not abs(score - e.score) <= atol:
+            raise CheckError(f"{where}: score {score:.5f}, expected {e.score:.5f}: the sum of the log-probabilities "
+                             "(log_softmax) of every token, <end> included when the caption wrote it")  # fmt: skip
+        if e.alphas is not None:
+            check_close(a.alphas, e.alphas, name=f"{where}: alphas, one row per word (none for <end>)", atol=atol,
+                        quiet=True)  # fmt: skip
     ok(name)

@@ -74,6 +74,7 @@ def beam_search(
     beam_size: int = 3,
     max_len: int = 20,
     length_penalty: float = 0.0,
+    trace: Optional[list[dict[str, torch.Tensor]]] = None,
 ) -> list[Caption]:
     """Beam search for every image of ``features (batch, num_pixels, encoder_dim)`` at once.
 
@@ -82,6 +83,11 @@ def beam_search(
     A beam that emits ``<end>`` is set aside as a finished caption; an image is done when it
     has ``k`` of them. An image with no finished caption after ``max_len`` tokens returns
     its best unfinished beam. The winner maximises ``score / tokens ** length_penalty``.
+
+    ``trace``, a list, receives one dict per step to draw the search tree
+    (``beam_tree.plot_beam_tree``): ``scores (batch, k)`` of the beams before the step,
+    ``log_probs (batch, k, vocab_size)`` of their next words, and the ``k`` kept extensions
+    of each image, best first: ``parents``, ``words`` and ``top`` (their scores), each ``(batch, k)``.
     """
     if beam_size < 1:
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
@@ -101,6 +107,9 @@ def beam_search(
         top, index = candidates.topk(k, dim=1)  # (batch, k): the k best extensions of each image
         parents = (torch.arange(batch, device=device)[:, None] * k + index // vocab_size).reshape(-1)  # (batch * k,)
         words = (index % vocab_size).reshape(-1)  # (batch * k,): the word each extension adds
+        if trace is not None:
+            trace.append({"scores": scores.cpu(), "log_probs": logp.reshape(batch, k, -1).cpu(), "top": top.cpu(),
+                          "parents": (index // vocab_size).cpu(), "words": (index % vocab_size).cpu()})
         state = tuple(s[parents] for s in state)  # each new beam continues its parent's state
         tokens = torch.cat([tokens[parents], words[:, None]], dim=1)  # (batch * k, t + 1)
         if alpha is not None:  # alpha (batch * k, num_pixels) was computed by the parents

@@ -128,6 +128,11 @@ def __course_grader_watch(forbidden, test_file, kit, mine):
                 obj = None
             break
         target = getattr(obj, "__func__", obj)
+        while isinstance(target, types.FunctionType) and isinstance(getattr(target, "__wrapped__", None),
+                                                                     types.FunctionType):
+            # a decorator's wrapper (torch.no_grad, functools.wraps) may share its code with every function it
+            # decorates: watch the function it wraps, which is called from the wrapper, itself library code
+            target = target.__wrapped__
         if type(target).__name__ == "_ArrayFunctionDispatcher":  # numpy >= 1.25 wraps np.histogram, np.bincount, ...
             # the dispatcher object is not a C function to the profiler: watch what it calls instead, from the
             # caller's own frame: its Python implementation, or its relevant-arguments function (named like it,
