@@ -156,7 +156,10 @@ def train_captioner(args: argparse.Namespace, data: Any, vocab: Any, encoder: An
     model = build_captioner(config)
     print(f"model: Show-Attend-Tell decoder on the frozen {encoder.name} grid ({encoder.grid}x{encoder.grid}), "
           f"{sum(p.numel() for p in model.parameters()):,} trained parameters")  # fmt: skip
-    cfg = TrainConfig(epochs=args.epochs, batch_size=16, lr=3e-3, scheduler="cosine", alpha_c=1.0, grad_clip=5.0,
+    # alpha_c=0: no doubly stochastic penalty. Measured over 3 seeds (README): with 49 regions and captions
+    # of ~8 words, asking every region for a total weight of 1 spreads each word's attention, and both the
+    # localisation (0.81 -> 0.77 at alpha_c=1) and BLEU-4 (69.9 -> 65.9) drop.
+    cfg = TrainConfig(epochs=args.epochs, batch_size=16, lr=3e-3, scheduler="cosine", alpha_c=0.0, grad_clip=5.0,
                       bleu_images=100, samples=1, seed=args.seed, device=args.device,
                       checkpoint=str(out / "captioner.pt"), progress=not args.quiet)  # fmt: skip
     history = fit(model, train_set, val_set, vocab, cfg, eval_set=val_eval, model_config=config)

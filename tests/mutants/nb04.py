@@ -151,7 +151,7 @@ MUTANTS["04_fit"] = [
          val_weighted="loss_fn(logits, labels).item()", val_mean="val_total / len(val_loader)")),
     dict(name="training loss = mean of the batch means", source=_fit(
          train_weighted="loss.item()", train_mean="total / len(train_loader)")),
-    dict(name="reseeds inside fit (ignores the caller's seed)", source=_fit(seed="torch.manual_seed(0)")),
+    dict(name="reseeds inside the loop (ignores the caller's seed)", source=_fit(seed="torch.manual_seed(0)")),
 ]
 
 _INIT = """
