@@ -306,7 +306,7 @@ def rebuild_tensor(tree: dict[str, Any], arrays: Callable[[int], np.ndarray],
         t.requires_grad_(True)
         if on_grad:
             on_grad(t)
-    if "grad" in tree:
+    if tree.get("grad") is not None:
         t.grad = rebuild_tensor(tree["grad"], arrays)
     return t
 

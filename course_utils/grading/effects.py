@@ -34,10 +34,12 @@ def _torch() -> Any:
 def snapshot(obj: Any) -> Any:
     """What :func:`note_change` compares: a model's parts one by one, anything else as one digest."""
     torch = _torch()
-    if torch is not None and isinstance(obj, torch.nn.Module):
+    if torch is not None and isinstance(obj, torch.nn.Module):  # flags, values and gradients apart: freezing
+        params = dict(obj.named_parameters())                    # a ResNet must not record its 100 MB of weights
         return {"training": {n: m.training for n, m in obj.named_modules()},
-                "rg": {n: p.requires_grad for n, p in obj.named_parameters()},
-                "tensors": {n: digest(t) for n, t in obj.state_dict(keep_vars=True).items()},
+                "rg": {n: p.requires_grad for n, p in params.items()},
+                "data": {n: digest(t.detach()) for n, t in obj.state_dict(keep_vars=True).items()},
+                "grads": {n: None if p.grad is None else digest(p.grad.detach()) for n, p in params.items()},
                 "plain": digest([{k: v for k, v in vars(m).items() if not k.startswith("_") and k != "training"}
                                  for m in obj.modules()])}
     return digest(obj)
@@ -58,12 +60,14 @@ def note_change(obj: Any, before: Any, enc: Encoder) -> Optional[dict[str, Any]]
     if torch is not None and isinstance(obj, torch.Generator):
         return {"t": "generator", "v": enc.encode(obj.get_state())}
     if torch is not None and isinstance(obj, torch.nn.Module):
-        if after["plain"] != before["plain"] or set(after["tensors"]) != set(before["tensors"]):
+        if after["plain"] != before["plain"] or set(after["data"]) != set(before["data"]):
             raise Unserialisable("the changes your function makes to the attributes of a model")
-        tensors = obj.state_dict(keep_vars=True)
+        tensors, params = obj.state_dict(keep_vars=True), dict(obj.named_parameters())
         return {"t": "module", "training": after["training"], "rg": after["rg"],
-                "tensors": {n: _tensor_change(tensors[n], enc) for n, d in after["tensors"].items()
-                            if d != before["tensors"][n]}}
+                "data": {n: enc.encode(tensors[n].detach()) for n, d in after["data"].items()
+                         if d != before["data"][n]},
+                "grads": {n: None if params[n].grad is None else enc.encode(params[n].grad.detach())
+                          for n, d in after["grads"].items() if d != before["grads"][n]}}
     raise Unserialisable(f"the changes your function makes to a {type(obj).__name__} it is given")
 
 
@@ -100,22 +104,27 @@ def apply_change(target: Any, change: dict[str, Any], arrays: Callable[[int], np
             modules[name].training = bool(flag)
         for name, flag in change["rg"].items():
             params[name].requires_grad_(bool(flag))
-        for name, tree in change["tensors"].items():
-            _apply_tensor(tensors[name], tree["v"], arrays)
+        for name, tree in change["data"].items():
+            _copy_into(tensors[name], rebuild_tensor(tree, arrays))
+        for name, tree in change["grads"].items():
+            params[name].grad = None if tree is None else rebuild_tensor(tree, arrays)
     else:
         raise ValueError(f"a change of kind {kind!r} to a {type(target).__name__}")
 
 
 def _apply_tensor(target: Any, tree: dict[str, Any], arrays: Callable[[int], np.ndarray]) -> None:
+    _copy_into(target, rebuild_tensor({**tree, "rg": False, "grad": None}, arrays))
+    if target.is_leaf:
+        target.requires_grad_(bool(tree.get("rg")))
+    target.grad = rebuild_tensor(tree["grad"], arrays) if tree.get("grad") else None
+
+
+def _copy_into(target: Any, new: Any) -> None:
     torch = _torch()
-    new = rebuild_tensor({**tree, "rg": False}, arrays)
     if not isinstance(target, torch.Tensor) or target.shape != new.shape:
         raise ValueError("a tensor argument changed shape")
     with torch.no_grad():
         target.copy_(new)
-    if target.is_leaf:
-        target.requires_grad_(bool(tree.get("rg")))
-    target.grad = rebuild_tensor(tree["grad"], arrays) if tree.get("grad") else None
 
 
 # --------------------------------------------------------------------------- random state

@@ -175,7 +175,7 @@ def student_feedback(student: str, grades: list[NotebookGrade]) -> str:
                     lines.append(f"- {mark} {p.title}" + (f": {p.message}" if p.message else ""))
             if not e.parts and e.message:
                 lines.append(f"- {e.message}")
-            if e.parts:
+            if any(p.outside for p in e.parts):  # the grader tried to decide some test outside the kernel
                 lines.append(_outside_line(e))
         if g.notes:
             lines += ["", "Notes on your notebook:"] + [f"- {n}" for n in g.notes]

@@ -30,6 +30,7 @@ from .feedback import explain_error
 
 KIT = Path(__file__).resolve().parent.parent  # the grader's own kit
 MAX_RESTARTS = 3  # replay processes started again after one ran out of time or memory, per notebook
+STARTUP = 120.0  # seconds a replay process may take to start (not counted in a test's time limit)
 
 
 @dataclass
@@ -73,11 +74,21 @@ class ReplayProcess:
         self.close()
         shutil.rmtree(self.home, ignore_errors=True)
 
-    def _start(self) -> None:
+    def _start(self) -> bool:
+        """A fresh replay process, ready to replay (False when it did not start)."""
         (self.home / "data").mkdir(exist_ok=True)
         self.proc = subprocess.Popen([sys.executable, "-c", "from course_utils.grading.replay import main; main()"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      cwd=self.home, env=self.env, text=True, start_new_session=True)
+        return bool(self._read(STARTUP))
+
+    def _read(self, timeout: float) -> str:
+        """One line from the process, "" after ``timeout`` seconds or when it is gone."""
+        try:
+            ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+            return self.proc.stdout.readline() if ready else ""
+        except (OSError, ValueError):
+            return ""
 
     def close(self) -> None:
         if self.proc is not None:
@@ -104,12 +115,14 @@ class ReplayProcess:
                 self.restarts += 1
             if self.restarts > MAX_RESTARTS:
                 return {"status": "undecided", "message": "the grader's replay process failed too often"}
-            self._start()
+            if not self._start():
+                self.close()
+                self.restarts += 1
+                return {"status": "undecided", "message": "the grader's replay process did not start"}
         try:
             self.proc.stdin.write(request.line())
             self.proc.stdin.flush()
-            ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-            answer = self.proc.stdout.readline() if ready else ""
+            answer = self._read(timeout)
         except OSError:
             answer = ""
         if not answer:

@@ -32,6 +32,11 @@ IMPORTABLE = ("numpy", "torch", "scipy", "math", "random", "PIL", "skimage", "sk
               "collections", "itertools", "functools", "statistics", "string", "re", "json")
 
 
+# what a solution's name may be to be recorded call by call; any other callable (a model instance, an object
+# with __call__) stays as it is in the kernel, where the test may use its attributes: not replayed
+FUNCTIONS = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, functools.partial)
+
+
 def builtin_base(err: BaseException) -> str:
     """The first built-in exception class of ``err``'s class (``ValueError`` for a subclass of it)."""
     import builtins
@@ -67,7 +72,7 @@ class Recorder:
             top = value.__name__.split(".")[0]
             self.bound[name] = ({"kind": "module", "v": value.__name__} if top in IMPORTABLE else
                                 {"kind": "opaque", "why": f"the test uses the module {value.__name__}"})
-        elif student and callable(value):
+        elif student and isinstance(value, FUNCTIONS):
             namespace[name] = self.wrap(name, value)
             self.bound[name] = {"kind": "function"}
         elif callable(value):

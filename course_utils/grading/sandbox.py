@@ -125,10 +125,11 @@ def python_binds() -> list[str]:
 
 def bwrap_options() -> list[str]:
     """The sandbox's options common to every kernel (what :func:`bwrap_problem` tries). Run by root, the
-    private ``/tmp`` is made writable for everyone (the kernel's own user id writes its temporary files there)."""
+    private ``/tmp`` and ``/dev/shm`` are made writable for everyone: the kernel's own user id writes its
+    temporary files there, and its semaphores (``multiprocessing``, a ``DataLoader`` with workers)."""
     if not _is_root():
         return [*_BWRAP, *_UNSHARE, *python_binds()]
-    shared_tmp = ["--chmod", "1777", "/tmp"] if _bwrap_knows("--chmod") else []
+    shared_tmp = ["--chmod", "1777", "/tmp", "--chmod", "1777", "/dev/shm"] if _bwrap_knows("--chmod") else []
     return [*_BWRAP, *shared_tmp, *_UNSHARE_AS_ROOT, *python_binds()]
 
 
@@ -173,7 +174,8 @@ def separate_user_problem() -> str:
     if not _is_root():
         return "the grader does not run as root"
     probe = _launcher(PROCESSES, FIRST_UID, stay=False) + [
-        sys.executable, "-c", "import ipykernel, numpy, tempfile; tempfile.TemporaryFile()"]
+        sys.executable, "-c", "import ipykernel, numpy, tempfile, multiprocessing; tempfile.TemporaryFile(); "
+                              "multiprocessing.Lock()"]
     if not bwrap_problem():
         if not _bwrap_knows("--chmod"):
             return "this bubblewrap is older than 0.5 and cannot give another user a writable /tmp"
