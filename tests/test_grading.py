@@ -438,8 +438,10 @@ def to_eval(model):
     return sum(p.numel() for p in model.parameters())
 def soft(z):
     return torch.softmax(z, -1)
+def norm(x, bn):
+    return bn(x)  # in training mode: updates the running statistics the test then uses too
 """
-NAMES = ["conv2d", "fill", "noisy", "to_eval", "soft"]
+NAMES = ["conv2d", "fill", "noisy", "to_eval", "soft", "norm"]
 OUTSIDE_CASES = {  # test -> (the replay's verdict on the honest code, on the code with numpy's comparison patched)
     "conv2d": ("import numpy as np\nfrom course_utils.checks import check_function\n"
                "from course_utils.basics.filters import conv2d as reference\nrng = np.random.default_rng(0)\n"
@@ -457,6 +459,9 @@ OUTSIDE_CASES = {  # test -> (the replay's verdict on the honest code, on the co
     "model mode": ("import torch\nfrom course_utils.checks import check_equal\ntorch.manual_seed(0)\n"
                    "net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Dropout())\n"
                    "check_equal(to_eval(net), 9)\ncheck_equal(net.training, False)", "passed", "passed"),
+    "model buffers": ("import torch\nfrom course_utils.checks import check_close\ntorch.manual_seed(0)\n"
+                      "bn = torch.nn.BatchNorm1d(3)\nfor n in (4, 5):\n    x = torch.randn(n, 3)\n"
+                      "    check_close(norm(x, bn), bn(x), atol=1e-5)", "passed", "passed"),
     "a class of the test": ("import torch\nfrom course_utils.checks import check_equal\n"
                             "class Net(torch.nn.Linear):\n    pass\ncheck_equal(to_eval(Net(2, 3)), 9)",
                             "undecided", "undecided"),

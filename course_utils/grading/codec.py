@@ -115,7 +115,7 @@ def _tensor_array(t: Any) -> np.ndarray:
 def _feed_tensor(h: Any, t: Any, depth: int, stack: list[int]) -> None:
     h.update(f"{t.dtype}{tuple(t.shape)}{t.requires_grad}".encode())
     _feed_array(h, _tensor_array(t))
-    if t.grad is not None:
+    if t.is_leaf and t.grad is not None:
         h.update(b"grad")
         _feed_tensor(h, t.grad, depth + 1, stack)
 
@@ -208,7 +208,7 @@ class Encoder:
         if a.dtype.hasobject:
             raise Unserialisable("an array of Python objects")
         self._count(a.nbytes)
-        self.arrays.append(a if a.flags.c_contiguous else a.copy(order="C"))
+        self.arrays.append(a.copy(order="C"))  # a copy: the array may be a live buffer the test changes later
         return len(self.arrays) - 1
 
     def encode(self, obj: Any, depth: int = 0) -> Any:
@@ -259,7 +259,7 @@ class Encoder:
             raise Unserialisable(str(err)) from None
         tree = {"t": "tensor", "i": self._array(data), "dtype": str(t.dtype).replace("torch.", ""),
                 "rg": bool(t.requires_grad)}
-        if t.grad is not None:
+        if t.is_leaf and t.grad is not None:
             tree["grad"] = self._tensor(t.grad)
         return tree
 

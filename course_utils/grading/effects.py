@@ -74,7 +74,7 @@ def note_change(obj: Any, before: Any, enc: Encoder) -> Optional[dict[str, Any]]
 def _tensor_change(t: Any, enc: Encoder) -> dict[str, Any]:
     tree = enc.encode(t.detach())
     tree["rg"] = bool(t.requires_grad)
-    tree["grad"] = enc.encode(t.grad.detach()) if t.grad is not None else None
+    tree["grad"] = enc.encode(t.grad.detach()) if t.is_leaf and t.grad is not None else None
     return {"t": "tensor", "v": tree}
 
 

@@ -36,6 +36,7 @@ from .files import default_workers, extract_zip, parallel_map
 from .jobs import Job, Settings, find_jobs, match_notebooks, normalise
 from .key import KEY_FILE, load_key
 from .notebook import grade_notebook, unscored
+from .outside import close_all
 from .sandbox import grader_secrets, isolation
 from .sheet import PartialResults, csv_text, file_hash, set_aside
 
@@ -104,12 +105,15 @@ def grade(
             done = partial.load(job.student, job.notebook, hashed)  # graded by an interrupted run
             results.append(done) if done else todo.append((job, hashed))
         hashes = {id(job): h for job, h in todo}
-        for job, result in parallel_map(grade_notebook, [j for j, _ in todo], workers, desc="grading",
-                                        label=lambda j: f"{j.student}/{j.notebook}"):
-            if isinstance(result, Exception):  # the worker process itself died
-                result = unscored(job, "error", f"the grading process died ({type(result).__name__}: {result})")
-            partial.save(result, hashes[id(job)])
-            results.append(result)
+        try:
+            for job, result in parallel_map(grade_notebook, [j for j, _ in todo], workers, desc="grading",
+                                            label=lambda j: f"{j.student}/{j.notebook}"):
+                if isinstance(result, Exception):  # the worker process itself died
+                    result = unscored(job, "error", f"the grading process died ({type(result).__name__}: {result})")
+                partial.save(result, hashes[id(job)])
+                results.append(result)
+        finally:
+            close_all()  # the replay processes of the grading threads
     results.sort(key=lambda g: (g.student, g.notebook))
     rows = [e for g in results for e in g.exercises]
     report = GradeReport(results, rows, out, summary, feedback_dir, skipped, isolation())

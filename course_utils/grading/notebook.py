@@ -31,7 +31,7 @@ from .guard import PREPARE_CODE, TOKEN_NAME, forbidden_calls, part_code, tamperi
 from .jobs import Job, Settings
 from .kernel import KernelStartError
 from .markers import Exercise, Part, nbgrader_meta
-from .outside import ReplayProcess, Request, combine
+from .outside import Request, combine, replay_process
 from .replay import free_names
 from .sandbox import Confinement
 
@@ -170,8 +170,9 @@ def _decide_outside(runs: list[PartRun], s: Settings) -> dict[int, dict[str, str
     todo = [r for r in runs if r.request is not None]
     if not todo:
         return {}
-    with ReplayProcess(s.env, s.cell_timeout, time.monotonic() + s.total_timeout) as replay:
-        return {id(r): replay.decide(r.request) for r in todo}
+    replay = replay_process(s.env, s.cell_timeout)
+    replay.deadline = time.monotonic() + s.total_timeout
+    return {id(r): replay.decide(r.request) for r in todo}
 
 
 def _exercise_grade(job: Job, ex: Exercise, runs: list[PartRun], verdicts: dict[int, dict[str, str]], nb: Any,

@@ -1,10 +1,12 @@
-"""Deciding outside the student's kernel, the grader's end: one replay process per graded notebook.
+"""Deciding outside the student's kernel, the grader's end: a replay process per grading worker.
 
 After a notebook's tests ran in the student's kernel, each part that passed there is sent
-to a fresh Python process of the grader's own (``python -m course_utils.grading.replay``,
-importing the grader's kit, not the scratch copy the kernel could reach), which runs the
-part again on the results the kernel recorded (see :mod:`.replay`). The part's final
-outcome combines both (:func:`combine`): it passes only if it passes in both places.
+to a Python process of the grader's own (``course_utils.grading.replay``, importing the
+grader's kit, not the scratch copy the kernel could reach), which runs the part again on
+the results the kernel recorded (see :mod:`.replay`). The part's final outcome combines
+both (:func:`combine`): it passes only if it passes in both places. Each grading thread
+keeps its replay process from one notebook to the next (numpy, torch and the kit are
+imported once); :func:`close_all` ends them at the end of the batch.
 
 When the key says that the teacher's solution was decided outside for a part
 (``release --grade-masters``), a part the grader cannot replay for a student fails: a
@@ -14,6 +16,7 @@ Without that, such a part is decided by the kernel alone, and the sheet says so.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import select
@@ -21,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +66,7 @@ class ReplayProcess:
 
     def __init__(self, env: Mapping[str, str], part_timeout: float, deadline: float = float("inf")):
         self.home = Path(tempfile.mkdtemp(prefix="replay-"))
-        self.env = replay_env(env, self.home)
+        self.base_env, self.env = dict(env), replay_env(env, self.home)
         self.part_timeout, self.deadline = part_timeout, deadline
         self.proc: Optional[subprocess.Popen] = None
         self.restarts = 0
@@ -136,6 +140,34 @@ class ReplayProcess:
             return {"status": str(verdict["status"]), "message": str(verdict.get("message", ""))}
         except (ValueError, KeyError, TypeError):
             return {"status": "undecided", "message": "the grader's replay answered nonsense"}
+
+
+_POOL: dict[int, ReplayProcess] = {}  # grading thread -> its replay process
+_POOL_LOCK = threading.Lock()
+
+
+def replay_process(env: Mapping[str, str], part_timeout: float) -> ReplayProcess:
+    """This thread's replay process (started on first use, or again with another environment)."""
+    key = threading.get_ident()
+    with _POOL_LOCK:
+        proc = _POOL.get(key)
+        if proc is not None and proc.base_env != dict(env):
+            proc.__exit__()
+            proc = None
+        if proc is None:
+            proc = _POOL[key] = ReplayProcess(env, part_timeout)
+    proc.part_timeout = part_timeout
+    return proc
+
+
+@atexit.register
+def close_all() -> None:
+    """End every replay process (the batch is over)."""
+    with _POOL_LOCK:
+        procs = list(_POOL.values())
+        _POOL.clear()
+    for proc in procs:
+        proc.__exit__()
 
 
 def combine(kernel: str, message: str, verdict: Optional[dict[str, str]], expected: Optional[bool],

@@ -112,7 +112,7 @@ class Recorder:
         entry: dict[str, Any] = {"name": name}
         self.calls.append(entry)
         try:
-            entry["in"], _ = call_digest(args, kwargs)
+            entry["in"], entry["args"] = call_digest(args, kwargs)
             states = [snapshot(a) for a in args], {k: snapshot(v) for k, v in kwargs.items()}
         except Unhashable as err:
             entry["in"], entry["why"], states = None, f"its inputs hold {err}", None

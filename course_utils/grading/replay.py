@@ -134,12 +134,15 @@ class Replay:
             if entry.get("in") is None:
                 self._fail(Undecided, f"{name}: {entry.get('why') or 'its call was not recorded'}")
             try:
-                mine, _ = call_digest(args, kwargs)
+                mine, parts = call_digest(args, kwargs)
             except Unhashable as err:
                 self._fail(Undecided, f"the test gives {name} {err}")
             if mine != entry["in"]:
-                self._fail(Mismatch, f"{name} (call {i + 1}) was given other inputs than in your kernel: does your "
-                                     "code change the test's data or the random state besides its own inputs?")
+                theirs = entry.get("args") or []
+                which = [i + 1 for i, d in enumerate(parts) if i >= len(theirs) or d != theirs[i]]
+                self._fail(Mismatch, f"{name} (call {i + 1}) was given other inputs than in your kernel (argument "
+                                     f"{', '.join(map(str, which)) or '?'}): does your code change the test's data "
+                                     "or the random state besides its own inputs?")
             self._apply(name, entry, args, kwargs)
             if "raised" in entry:
                 kind, message = entry["raised"]
@@ -181,14 +184,20 @@ class Replay:
         self.differentiated = True
 
 
+_THREADS: list[int] = []  # torch's thread count when this process first imported it
+
+
 def _apply_settings(settings: dict[str, Any]) -> None:
-    if not settings:
+    """torch's global settings as the notebook had them (the defaults when it had not imported torch)."""
+    if not settings and "torch" not in sys.modules:
         return
     import torch
 
+    _THREADS[:] = _THREADS or [torch.get_num_threads()]
     torch.set_default_dtype(torch.float64 if settings.get("dtype") == "float64" else torch.float32)
     torch.set_grad_enabled(bool(settings.get("grad", True)))
-    torch.set_num_threads(max(1, min(int(settings.get("threads", 1)), os.cpu_count() or 1)))
+    threads = int(settings.get("threads", _THREADS[0]))
+    torch.set_num_threads(max(1, min(threads, os.cpu_count() or 1)))
 
 
 def run_part(request: dict[str, Any]) -> dict[str, str]:
