@@ -251,10 +251,13 @@ def test_release_refuses_a_broken_master_and_writes_nothing(tmp_path, capsys):
 
 def test_release_command_checks_the_student_versions(tmp_path, capsys):
     write_nb(demo_master(), tmp_path / "masters" / "01_demo.ipynb")
-    assert main(["release", str(tmp_path / "masters"), str(tmp_path / "out"), "--workers", "1"]) == 0
+    assert main(["release", str(tmp_path / "masters"), str(tmp_path / "out"), "--workers", "1",
+                 "--grade-masters", "--cell-timeout", "30"]) == 0
     out = capsys.readouterr().out
     assert "released 1 notebook(s), 4 exercise(s), 8 points" in out
     assert "ok   01_demo.ipynb: 1 cell(s) before the first exercise run" in out
+    assert "ok   master 01_demo.ipynb: full marks; 7 of 7 tests decided outside the kernel" in out
+    assert all(p.outside for e in load_key(tmp_path / "out" / "grader")["01_demo.ipynb"] for p in e.parts)
 
 
 def test_release_check_runs_the_student_version_up_to_its_first_exercise(released):
@@ -440,8 +443,11 @@ def soft(z):
     return torch.softmax(z, -1)
 def norm(x, bn):
     return bn(x)  # in training mode: updates the running statistics the test then uses too
+class Box:
+    def __init__(self, n):
+        self.n = n
 """
-NAMES = ["conv2d", "fill", "noisy", "to_eval", "soft", "norm"]
+NAMES = ["conv2d", "fill", "noisy", "to_eval", "soft", "norm", "Box"]
 OUTSIDE_CASES = {  # test -> (the replay's verdict on the honest code, on the code with numpy's comparison patched)
     "conv2d": ("import numpy as np\nfrom course_utils.checks import check_function\n"
                "from course_utils.basics.filters import conv2d as reference\nrng = np.random.default_rng(0)\n"
@@ -465,6 +471,8 @@ OUTSIDE_CASES = {  # test -> (the replay's verdict on the honest code, on the co
     "a class of the test": ("import torch\nfrom course_utils.checks import check_equal\n"
                             "class Net(torch.nn.Linear):\n    pass\ncheck_equal(to_eval(Net(2, 3)), 9)",
                             "undecided", "undecided"),
+    "a class of the solution": ("from course_utils.checks import check_equal\ncheck_equal(Box(2).n, 2)",
+                                "undecided", "undecided"),
     "gradient": ("import torch\nfrom course_utils.checks import check_close\n"
                  "x = torch.randn(4, dtype=torch.float64, requires_grad=True)\n"
                  "(g,) = torch.autograd.grad(soft(x).sum(), x)\ncheck_close(g, torch.zeros(4), atol=1e-9)",

@@ -119,7 +119,7 @@ class Replay:
 
                 ns[name] = importlib.import_module(str(bound["v"]))
             else:
-                raise Undecided(str(bound.get("why") or f"`{name}` cannot be replayed"))
+                self._fail(Undecided, str(bound.get("why") or f"`{name}` cannot be replayed"))
         return ns
 
     def _replayer(self, name: str) -> Any:
