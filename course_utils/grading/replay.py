@@ -118,7 +118,7 @@ class Replay:
                 import importlib
 
                 ns[name] = importlib.import_module(str(bound["v"]))
-            else:
+            elif name in free:  # the test reads it: a class, a model, a module the grader does not import
                 self._fail(Undecided, str(bound.get("why") or f"`{name}` cannot be replayed"))
         return ns
 
