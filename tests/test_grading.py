@@ -251,10 +251,13 @@ def test_release_refuses_a_broken_master_and_writes_nothing(tmp_path, capsys):
 
 def test_release_command_checks_the_student_versions(tmp_path, capsys):
     write_nb(demo_master(), tmp_path / "masters" / "01_demo.ipynb")
-    assert main(["release", str(tmp_path / "masters"), str(tmp_path / "out"), "--workers", "1"]) == 0
+    assert main(["release", str(tmp_path / "masters"), str(tmp_path / "out"), "--workers", "1",
+                 "--grade-masters", "--cell-timeout", "30"]) == 0
     out = capsys.readouterr().out
     assert "released 1 notebook(s), 4 exercise(s), 8 points" in out
     assert "ok   01_demo.ipynb: 1 cell(s) before the first exercise run" in out
+    assert "ok   master 01_demo.ipynb: full marks; 7 of 7 tests decided outside the kernel" in out
+    assert all(p.outside for e in load_key(tmp_path / "out" / "grader")["01_demo.ipynb"] for p in e.parts)
 
 
 def test_release_check_runs_the_student_version_up_to_its_first_exercise(released):
@@ -379,6 +382,130 @@ def test_errors_are_explained_in_student_words():
     assert explain_error("NotImplementedError", "", []).startswith("not done yet")
 
 
+# --------------------------------------------------------------------------- deciding outside the kernel
+def test_recorded_values_round_trip_without_pickle():
+    import collections
+
+    import numpy as np
+    import torch
+
+    from course_utils.grading.codec import Encoder, decode, digest
+
+    Pair = collections.namedtuple("Pair", "values indices")
+    value = {"a": [np.arange(6, dtype=np.uint8).reshape(2, 3), np.float32(1.5), (1, 2.5, "x", None, True)],
+             3: {frozenset({1, 2}), b"\x00\xff"}, "t": (torch.arange(4.0), torch.tensor([1.0], dtype=torch.bfloat16)),
+             "n": Pair(torch.tensor([3.0]), torch.tensor([0])), "inf": [float("inf"), -0.0, 2**70],
+             "size": torch.Size([2, 3]), "dtype": torch.float64}
+    enc = Encoder()
+    back = decode(enc.encode(value), lambda i: enc.arrays[i])
+    assert digest(back) != "" and back["n"].indices.tolist() == [0] and back["t"][1].dtype == torch.bfloat16
+    assert digest([back[k] for k in ("a", "t", "inf", "size", "dtype")]) == \
+        digest([value[k] for k in ("a", "t", "inf", "size", "dtype")])
+    assert all(a.dtype != object for a in enc.arrays)
+
+
+def test_inputs_written_in_the_test_cannot_be_compared():
+    import pytest as _pytest
+    import torch
+
+    from course_utils.grading.codec import Encoder, Unhashable, Unserialisable, digest
+
+    namespace = {"__name__": "__main__"}
+    exec("class Spy:\n    pass\nspy = Spy()\nf = lambda x: x\n", namespace)
+    for value in (namespace["spy"], namespace["f"], [1, namespace["f"]]):
+        with _pytest.raises(Unhashable):
+            digest(value)
+    net = torch.nn.Linear(2, 2)
+    assert digest(net) == digest(net)
+    before = digest(net)
+    net.eval()
+    assert digest(net) != before  # a mode switch is a change the replay must apply
+    net.register_forward_hook(namespace["f"])
+    with _pytest.raises(Unhashable):
+        digest(net)
+    with _pytest.raises(Unserialisable):
+        Encoder().encode(net)
+
+
+STUDENT_CODE = """import numpy as np, torch
+def conv2d(i, k):
+    n, m = k.shape
+    return np.array([[np.sum(i[r:r + n, c:c + m] * k) for c in range(i.shape[1] - m + 1)]
+                     for r in range(i.shape[0] - n + 1)])
+def fill(a, g):
+    a[:] = torch.rand(len(a), generator=g).numpy()  # changes its argument and draws from the generator
+def noisy(x):
+    return x + torch.randn(x.shape)  # draws from the global generator: the test's next numbers change
+def to_eval(model):
+    model.eval()
+    return sum(p.numel() for p in model.parameters())
+def soft(z):
+    return torch.softmax(z, -1)
+def norm(x, bn):
+    return bn(x)  # in training mode: updates the running statistics the test then uses too
+class Box:
+    def __init__(self, n):
+        self.n = n
+"""
+NAMES = ["conv2d", "fill", "noisy", "to_eval", "soft", "norm", "Box"]
+OUTSIDE_CASES = {  # test -> (the replay's verdict on the honest code, on the code with numpy's comparison patched)
+    "conv2d": ("import numpy as np\nfrom course_utils.checks import check_function\n"
+               "from course_utils.basics.filters import conv2d as reference\nrng = np.random.default_rng(0)\n"
+               "check_function(conv2d, reference,\n"
+               "               [(rng.normal(size=(n, n)), rng.normal(size=(3, 3))) for n in (4, 7)])",
+               "passed", "failed"),
+    "changes": ("import numpy as np, torch\nfrom course_utils.checks import check_close\n"
+                "g = torch.Generator().manual_seed(1)\na = np.zeros(3)\nfill(a, g)\n"
+                "check_close(a, torch.rand(3, generator=torch.Generator().manual_seed(1)))\n"
+                "check_close(torch.rand(2, generator=g),\n"
+                "            torch.rand(5, generator=torch.Generator().manual_seed(1))[3:])",
+                "passed", "failed"),
+    "random state": ("import torch\nfrom course_utils.checks import check_close\ny = noisy(torch.zeros(3))\n"
+                     "z = torch.randn(3)\ncheck_close(y.shape, [3])\ncheck_close(z, z + 1 - 1)", "passed", "passed"),
+    "model mode": ("import torch\nfrom course_utils.checks import check_equal\ntorch.manual_seed(0)\n"
+                   "net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Dropout())\n"
+                   "check_equal(to_eval(net), 9)\ncheck_equal(net.training, False)", "passed", "passed"),
+    "model buffers": ("import torch\nfrom course_utils.checks import check_close\ntorch.manual_seed(0)\n"
+                      "bn = torch.nn.BatchNorm1d(3)\nfor n in (4, 5):\n    x = torch.randn(n, 3)\n"
+                      "    check_close(norm(x, bn), bn(x), atol=1e-5)", "passed", "passed"),
+    "a class of the test": ("import torch\nfrom course_utils.checks import check_equal\n"
+                            "class Net(torch.nn.Linear):\n    pass\ncheck_equal(to_eval(Net(2, 3)), 9)",
+                            "undecided", "undecided"),
+    "a class of the solution": ("from course_utils.checks import check_equal\ncheck_equal(Box(2).n, 2)",
+                                "undecided", "undecided"),
+    "gradient": ("import torch\nfrom course_utils.checks import check_close\n"
+                 "x = torch.randn(4, dtype=torch.float64, requires_grad=True)\n"
+                 "(g,) = torch.autograd.grad(soft(x).sum(), x)\ncheck_close(g, torch.zeros(4), atol=1e-9)",
+                 "undecided", "undecided"),
+}
+PATCH = "np.isclose = lambda a, b, **k: np.ones(np.broadcast(np.asarray(a), np.asarray(b)).shape, bool)\n" \
+        "np.array_equal = lambda *a, **k: True\n"
+
+
+def test_parts_are_decided_again_outside_the_kernel(tmp_path):
+    """Each part passes in the kernel; the grader's replay on the recorded results agrees with the honest
+    notebook, and then finds the wrong answers that a patched numpy hid from the kernel's checks."""
+    from course_utils.grading.guard import PREPARE_CODE, TOKEN_NAME, part_code, test_file, test_source
+    from course_utils.grading.replay import free_names, run_part
+
+    wrong = "\ndef conv2d(i, k):\n    return np.zeros((i.shape[0] - 2, i.shape[1] - 2))\n" \
+            "def fill(a, g):\n    a[:] = 0.5\n"
+    got: dict[str, list[str]] = {name: [] for name in OUTSIDE_CASES}
+    with Session(tmp_path, cell_timeout=60) as session:
+        for patched in (False, True):
+            assert session.run(STUDENT_CODE + (PATCH + wrong if patched else "")).status == "ok"
+            session.run(PREPARE_CODE, record=False)
+            for name, (code, *_) in OUTSIDE_CASES.items():
+                record, source = str(tmp_path / f"{name}{patched}.npz"), test_source(code)
+                free = [n for n in free_names(source) if not n.startswith("check_")]
+                r = session.run(part_code(code, name, str(ROOT), "tok", [], NAMES, record, free), record=False,
+                                expressions={"t": TOKEN_NAME})
+                assert r.status == "ok" and "tok" in r.expressions["t"], (name, patched, r.error)
+                got[name].append(run_part({"code": source, "name": test_file(name), "names": NAMES, "free": free,
+                                           "record": record})["status"])
+    assert got == {name: list(case[1:]) for name, case in OUTSIDE_CASES.items()}
+
+
 # --------------------------------------------------------------------------- grading crafted submissions
 CHEAT = r'''
 import os, re, sys
@@ -486,7 +613,7 @@ def points(rows, student):
 def test_grade_sheet_has_one_row_per_student_notebook_and_exercise(graded):
     report, rows, out, feedback, _ = graded
     header = out.read_text(encoding="utf-8").splitlines()[0]
-    assert header == "student_id,notebook,exercise,points,max_points,status,message,isolation"
+    assert header == "student_id,notebook,exercise,points,max_points,status,message,outside,isolation"
     students = {"master", "student", "partial", "reordered", "loops", "crash", "cheater", "broken", "absent"}
     assert {s for s, _ in rows} == students and len(rows) == 4 * len(students)
     assert all(r["notebook"] == "01_demo.ipynb" for r in rows.values())

@@ -7,6 +7,7 @@ the batch: no process of it survives, the key and the kit are unchanged.
 
 import csv
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from test_grading import RIGHT, SECRET, demo_master, read_notebook, solved, writ
 from course_utils.grading import grade as grading
 from course_utils.grading import sandbox, sheet
 from course_utils.grading.key import load_key
+from course_utils.grading.notebook import unscored
 from course_utils.grading.release import release
 
 KIT = Path(grading.__file__).resolve().parent.parent
@@ -79,6 +81,19 @@ ATTACKS = {
     "parent_kill": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)",
     "orphan": ("import subprocess\n"
                "subprocess.Popen(['setsid', 'sh', '-c', 'sleep 30; echo HACKED > {out}'], start_new_session=True)"),
+    # wrong answers that pass in the kernel because numpy's comparison lies there: the grader's own process,
+    # where the tests run again on the recorded results, has the real numpy
+    "patched_numpy": ("import numpy as np\n"
+                      "np.isclose = lambda a, b, **k: np.ones(np.broadcast(np.asarray(a), np.asarray(b)).shape, bool)\n"
+                      "def double(x):\n    return x"),
+    # results that compare equal to anything: the grader cannot rebuild them outside, and the key says the
+    # master's could be
+    "opaque_results": ("class Yes:\n    def __eq__(self, other):\n        return True\n"
+                       "    def __ne__(self, other):\n        return False\n"
+                       "def total(xs):\n    return Yes()\ndef secret():\n    return Yes()"),
+    "no_recording": ("import numpy as np\nnp.savez = lambda *a, **k: None\n"
+                     "np.isclose = lambda a, b, **k: np.ones(np.broadcast(np.asarray(a), np.asarray(b)).shape, bool)\n"
+                     "def double(x):\n    return x"),
 }
 NEED_SANDBOX = {  # attacks that only the sandbox stops (docs/grading.md, "what isolation covers")
     "overwrite_classmates": ("import os\nfor top in ('/tmp', os.path.dirname(os.path.dirname(os.getcwd()))):\n"
@@ -89,6 +104,10 @@ NEED_SANDBOX = {  # attacks that only the sandbox stops (docs/grading.md, "what 
                              "            except OSError:\n                pass"),
     "read_key": ("import glob\nKEYS = [open(p).read() for p in glob.glob('/tmp/**/key.json', recursive=True)]\n"
                  "def secret():\n    return 1234 if any('1234' in k for k in KEYS) else 0"),
+}
+NEED_PROCESS_LIMIT = {  # attacks that only a process limit stops (sandbox.process_limit_problem)
+    "fork_bomb": ("import subprocess\nSLEEPERS = []\nfor _ in range(10_000):\n    try:\n"
+                  "        SLEEPERS.append(subprocess.Popen(['sleep', '300']))\n    except OSError:\n        break"),
 }
 EARNED = {"read_key": {"01_secret": "1"}}  # its secret() returns an int: the visible check passes
 HONEST_WITH = {  # honest work plus something careless: full marks all the same
@@ -105,14 +124,15 @@ def hostile(request, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         if request.param == "plain":
             mp.setenv("COURSE_GRADER_NO_SANDBOX", "1")
-        sandbox.bwrap_problem.cache_clear()
+        sandbox.forget_probes()
         yield run_batch(tmp_path_factory.mktemp(f"hostile_{request.param}"), request.param == "sandbox")
-    sandbox.bwrap_problem.cache_clear()
+    sandbox.forget_probes()
 
 
 def run_batch(base, sandboxed):
     out = base / "out" / "grades.csv"
-    attacks = dict(ATTACKS, **(NEED_SANDBOX if sandboxed else {}))
+    attacks = dict(ATTACKS, **(NEED_SANDBOX if sandboxed else {}),
+                   **(NEED_PROCESS_LIMIT if not sandbox.process_limit_problem() else {}))
     rel = release_demo(base)
     student = read_notebook(rel.student_dir / "01_demo.ipynb")
     subs = base / "subs"
@@ -149,13 +169,14 @@ def run_batch(base, sandboxed):
     return {"report": report, "rows": rows, "survivors": survivors, "leaked": leaked, "attacks": attacks,
             "subs_changed": sorted(str(p) for p in set(sub_hashes) | set(subs.rglob("*.ipynb"))
                                    if not p.exists() or sub_hashes.get(p) != sha(p)),
-            "sandboxed": sandboxed,
+            "sandboxed": sandboxed, "key": rel.grader_dir,
             "key_same": key_before == tree_hash(rel.grader_dir), "kit_same": kit_before == tree_hash(KIT)}
 
 
 def release_demo(base):
+    """The demo's key, with the tests the master's results were checked on outside the kernel."""
     write_nb(demo_master(), base / "masters" / "01_demo.ipynb")
-    return release(base / "masters", base / "release")
+    return release(base / "masters", base / "release", grade_masters=True, cell_timeout=20, total_timeout=120)
 
 
 def points(rows, student):
@@ -186,6 +207,25 @@ def test_classmates_get_what_they_earned(hostile):
     rows = hostile["rows"]
     for student in ("honest_1", "honest_2", "'=1+1", "...", "master", "exit_mid", "quit_mid"):
         assert points(rows, student) == FULL, (student, [r["message"] for (s, _), r in rows.items() if s == student])
+
+
+def test_lies_in_the_kernel_are_caught_outside_it(hostile):
+    rows = hostile["rows"]
+    assert "when the grader checked your results outside your notebook's kernel" in \
+        rows["patched_numpy", "01_double"]["message"]
+    assert rows["patched_numpy", "01_double"]["outside"] == "3/3"
+    for student, exercise in (("opaque_results", "01_total"), ("no_recording", "01_double")):
+        assert "could not check your results outside your notebook's kernel" in rows[student, exercise]["message"]
+    for student in ("honest_1", "master", "exit_mid"):  # every test of the demo is decided outside too
+        assert [rows[student, e]["outside"] for e in ("01_double", "01_total", "01_secret")] == ["3/3", "2/2", "2/2"]
+    if "fork_bomb" in hostile["attacks"]:  # bounded by the process limit: the batch went on, tests ran
+        [bomb] = [g for g in hostile["report"].notebooks if g.student == "fork_bomb"]
+        assert bomb.status == "graded" and "not done yet" in rows["fork_bomb", "01_total"]["message"]
+
+
+def test_the_key_says_which_tests_the_master_passed_outside(hostile):
+    parts = [p for e in load_key(hostile["key"])["01_demo.ipynb"] for p in e.parts]
+    assert [p.outside for p in parts] == [True] * 7
 
 
 def test_a_crashing_function_costs_only_its_own_tests(hostile):
@@ -230,9 +270,9 @@ def test_an_interrupted_batch_resumes_and_no_old_sheet_looks_current(tmp_path):
     out.parent.mkdir()
     out.write_text("student_id\nstale\n")
     settings = dict(workers=1, cell_timeout=20, total_timeout=120)
-    partial = sheet.PartialResults(out, grading._fingerprint(rel.grader_dir, True, 20, 120, None))
+    partial = sheet.PartialResults(out, grading._fingerprint(rel.grader_dir, True, 20, 120, None, True))
     [done] = [j for j in grading.find_jobs(subs, load_key(rel.grader_dir), None)[0] if j.student == "done"]
-    saved = grading._unscored(done, "graded", "graded before the batch was killed")
+    saved = unscored(done, "graded", "graded before the batch was killed")
     partial.save(saved, sheet.file_hash(done.path))
     report = grading.grade(subs, rel.grader_dir, out, **settings)
     rows = {(r["student_id"], r["exercise"]): r for r in csv.DictReader(out.open(encoding="utf-8"))}
@@ -377,3 +417,151 @@ def test_a_decorated_reference_is_watched_not_its_decorator(case, tmp_path):
         assert (r.status, "tok3n" in r.expressions["t"]) == ("ok", True), r.error
     else:
         assert r.status == "error" and forbidden_calls(r.evalue) == forbidden[0], r.error
+
+
+# --------------------------------------------------------------------------- classmates' kernels
+SIBLING = r'''
+import glob, json, os, time
+from ipykernel import get_connection_file
+from jupyter_client import BlockingKernelClient
+PAYLOAD = "double = lambda x: 0\ntotal = lambda xs: -1.0\nsecret = lambda: 0"
+
+
+def connection_files():
+    """Every kernel connection file in reach: /tmp, the runtime folders, the batch folder, other kernels' -f."""
+    batch = os.path.dirname(os.path.dirname(os.getcwd()))
+    found = set()
+    for pattern in ("/tmp/*.json", "/tmp/*/*.json", "/tmp/*/*/*.json", "/tmp/*/*/*/*.json", batch + "/*/*/*.json",
+                    os.path.expanduser("~/.local/share/jupyter/runtime/*.json"),
+                    "/root/.local/share/jupyter/runtime/*.json"):
+        found.update(glob.glob(pattern))
+    for pid in [p for p in os.listdir("/proc") if p.isdigit()]:
+        try:
+            argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        found.update(argv[i + 1].decode() for i, a in enumerate(argv[:-1]) if a == b"-f")
+    try:
+        mine = os.path.realpath(get_connection_file())
+    except OSError:  # the grader deleted it once the kernel had started
+        mine = ""
+    keep = []
+    for path in found:
+        try:
+            info = json.load(open(path))
+        except (OSError, ValueError):
+            continue
+        # classmates' kernels only: never touch a kernel outside this batch (other runs on the same machine)
+        inside = os.path.realpath(path).startswith(os.path.realpath(batch) + "/")
+        if isinstance(info, dict) and info.get("key") and os.path.realpath(path) != mine and inside:
+            keep.append(path)
+    return keep
+
+
+def inject(path):
+    kc = BlockingKernelClient(connection_file=path)
+    kc.load_connection_file()
+    kc.start_channels()
+    try:
+        msg_id = kc.execute(PAYLOAD)
+        while True:
+            reply = kc.get_shell_msg(timeout=3)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply["content"]["status"] == "ok"
+    except Exception:
+        return False
+    finally:
+        kc.stop_channels()
+
+
+FOUND, INJECTED = set(), []
+_until = time.time() + SECONDS
+while True:
+    for _path in connection_files():
+        if _path not in FOUND:
+            FOUND.add(_path)
+            INJECTED += [_path] if inject(_path) else []
+    if time.time() > _until:
+        break
+    time.sleep(0.2)
+print(json.dumps({"found": sorted(FOUND), "injected": INJECTED}))
+'''
+NEED_SANDBOX["inject_classmates"] = SIBLING.replace("SECONDS", "6")  # polls while classmates' kernels start
+
+
+@pytest.mark.parametrize("mode", ["sandbox", "plain"])
+def test_a_kernel_cannot_drive_a_classmates_kernel(mode, tmp_path, monkeypatch):
+    """Two confined kernels of one batch: the attacker's finds no connection file and changes nothing in the
+    victim. Without the sandbox the same attack does work once a connection file is left readable: the
+    grader deletes each kernel's file as soon as the kernel has read it."""
+    from course_utils.grading.execute import kernel_env
+    from course_utils.grading.kernel import Kernel
+
+    if mode == "plain":
+        monkeypatch.setenv("COURSE_GRADER_NO_SANDBOX", "1")
+    else:  # the hostile fixture's plain batch may still hold it
+        monkeypatch.delenv("COURSE_GRADER_NO_SANDBOX", raising=False)
+    sandbox.forget_probes()
+    if mode == "sandbox" and sandbox.bwrap_problem():
+        pytest.skip(f"no sandbox here: {sandbox.bwrap_problem()}")
+    batch = tmp_path / "batch"
+    batch.mkdir(mode=0o711)
+    hide = sandbox.grader_secrets(batch)
+    kernels = []
+    try:
+        for slot in (0, 1):
+            scratch = batch / f"grade-{slot}"
+            (scratch / "work").mkdir(parents=True)
+            confine = sandbox.Confinement(scratch, hide=hide, slot=slot)
+            kernels.append(Kernel(scratch / "work", env={**kernel_env(), **confine.env()}, confine=confine))
+            kernels[-1].start()
+        victim, attacker = kernels
+        assert victim.run("double = lambda x: 2 * x", timeout=30).status == "ok"
+        r = attacker.run(SIBLING.replace("SECONDS", "0"), timeout=60)
+        assert r.status == "ok", r.error
+        seen = json.loads(r.output.strip().splitlines()[-1])
+        assert seen == {"found": [], "injected": []}, seen
+        assert victim.run("print(double(2))", timeout=30).output == "4\n"
+        if mode == "plain":  # the attack is real: a readable connection file is enough
+            victim.km.write_connection_file()
+            r = attacker.run(SIBLING.replace("SECONDS", "0"), timeout=60)
+            assert json.loads(r.output.strip().splitlines()[-1])["injected"], r.output
+            assert victim.run("print(double(2))", timeout=30).output == "0\n"
+    finally:
+        for k in kernels:
+            k.shutdown()
+        sandbox.forget_probes()
+
+
+# --------------------------------------------------------------------------- output
+HUGE_OUTPUT = r'''
+import json, resource, sys, tempfile
+from course_utils.grading import iopub
+from course_utils.grading.kernel import Kernel
+iopub.MAX_MESSAGE = 16 << 20
+with Kernel(tempfile.mkdtemp()) as k:
+    runs = []
+    for size in (4 << 20, 100 << 20):  # under the cap: head and tail kept; over it: dropped before decoding
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        r = k.run(f"import sys\n_ = sys.stdout.write('<' + 'x' * {size} + '>')", timeout=120)
+        grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) >> 10
+        runs.append({"status": r.status, "output": r.output[:20] + "|" + r.output[-100:], "chars": len(r.output),
+                     "grown_mb": grown, "gap": "characters dropped ...]" in r.output})
+    after = k.run("print('next cell')", timeout=30)
+    runs.append({"status": after.status, "output": after.output})
+print(json.dumps(runs))
+'''
+
+
+def test_a_huge_output_costs_the_grader_little_memory_and_keeps_head_and_tail():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", HUGE_OUTPUT], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    small, huge, after = json.loads(done.stdout.strip().splitlines()[-1])
+    assert small["status"] == "ok" and small["output"].startswith("<xxx") and small["output"].endswith("xxx>")
+    assert small["gap"] and small["chars"] < 30_000, small
+    assert huge["status"] == "ok" and "output larger than the grader accepts was dropped" in huge["output"], huge
+    assert huge["grown_mb"] < 40, huge  # a 100 MB message read the usual way costs about 300 MB
+    assert after == {"status": "ok", "output": "next cell\n"}  # IOPub works again for the next cell

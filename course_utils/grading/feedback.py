@@ -27,6 +27,7 @@ class PartResult:
     hidden: bool
     status: str  # "passed", "failed", "timeout", "crashed" or "skipped"
     message: str = ""  # for the student; "" when passed
+    outside: str = ""  # "passed"/"failed": decided outside the kernel too; "undecided: <why>"; "": not replayed
 
     @property
     def title(self) -> str:
@@ -46,11 +47,18 @@ class ExerciseGrade:
     message: str = ""
     parts: list[PartResult] = field(default_factory=list)
 
+    @property
+    def decided_outside(self) -> str:
+        """``"2/3"``: how many of its tests the grader decided outside the student's kernel too."""
+        if not self.parts:
+            return ""
+        return f"{sum(p.outside in ('passed', 'failed') for p in self.parts)}/{len(self.parts)}"
+
     def row(self) -> dict[str, str]:
         points = "" if self.points is None else f"{self.points:.4g}"
         return {"student_id": self.student, "notebook": self.notebook, "exercise": self.exercise,
                 "points": points, "max_points": f"{self.max_points:.4g}", "status": self.status,
-                "message": self.message}
+                "message": self.message, "outside": self.decided_outside}
 
 
 @dataclass
@@ -167,13 +175,32 @@ def student_feedback(student: str, grades: list[NotebookGrade]) -> str:
                     lines.append(f"- {mark} {p.title}" + (f": {p.message}" if p.message else ""))
             if not e.parts and e.message:
                 lines.append(f"- {e.message}")
+            if any(p.outside for p in e.parts):  # the grader tried to decide some test outside the kernel
+                lines.append(_outside_line(e))
         if g.notes:
             lines += ["", "Notes on your notebook:"] + [f"- {n}" for n in g.notes]
     return "\n".join(lines) + "\n"
 
 
+def _outside_line(e: ExerciseGrade) -> str:
+    """Which tests the grader also decided in its own process, and why not the others."""
+    done, total = e.decided_outside.split("/")
+    kernel_only = [p for p in e.parts if p.outside.startswith("undecided")]
+    line = f"- checked outside your notebook's kernel too: {done} of {total} test(s)"
+    if kernel_only:
+        why = kernel_only[0].outside.split(": ", 1)[-1]
+        line += f"; checked in your kernel only: {', '.join(p.title for p in kernel_only)} ({shorten(why, 160)})"
+    return line
+
+
+def _decided_outside(parts: list[PartResult]) -> str:
+    """Of the tests that passed in the students' kernels, how many the grader decided in its own process too."""
+    passed = [p for p in parts if p.outside == "passed" or p.outside.startswith("undecided")]
+    return f"{sum(p.outside == 'passed' for p in passed)}/{len(passed)}"
+
+
 SUMMARY_FIELDS = ["notebook", "exercise", "max_points", "students", "mean_points", "full_marks", "zero_points",
-                  "most_common_problem"]
+                  "most_common_problem", "decided_outside"]
 
 
 def exercise_summary(rows: list[ExerciseGrade]) -> list[dict[str, str]]:
@@ -194,5 +221,6 @@ def exercise_summary(rows: list[ExerciseGrade]) -> list[dict[str, str]]:
             "full_marks": "" if by_hand else str(sum(r.points == r.max_points for r in scored)),
             "zero_points": "" if by_hand else str(sum(r.points == 0 for r in scored)),
             "most_common_problem": shorten(problems.most_common(1)[0][0], 200) if problems else "",
+            "decided_outside": _decided_outside([p for r in rs for p in r.parts]),
         })
     return out

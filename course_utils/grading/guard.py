@@ -63,7 +63,7 @@ del __course_grader_prepare
 
 # Runs in the kernel for each test part; `problems` fail the part (fail closed).
 _PART = """\
-def __course_grader_part(blob, token, kit, builtin_names, type_names, forbidden, names):
+def __course_grader_part(blob, token, kit, builtin_names, type_names, forbidden, names, record, free):
     import builtins, sys, zlib, base64, json, IPython
     shell = IPython.get_ipython()
     problems = []
@@ -98,6 +98,12 @@ def __course_grader_part(blob, token, kit, builtin_names, type_names, forbidden,
     namespace.update({{k: builtins.getattr(checks, k) for k in builtins.dir(checks) if k.startswith("check_")}})
     name, code = json.loads(zlib.decompress(base64.b64decode(blob)).decode("utf-8"))
     mine = [namespace.get(n) for n in names]
+    from course_utils.grading.effects import seed_all
+    recorder = None
+    if record:  # the grader decides this part again outside the kernel, from what the recorder notes
+        from course_utils.grading.recorder import Recorder
+        recorder = Recorder(names, free, namespace)
+    unseed = seed_all()  # the same random numbers here and in the grader's replay
     watch = __course_grader_watch(forbidden, name, kit, mine) if forbidden else None
     try:
         builtins.exec(builtins.compile(code, name, "exec"), namespace)
@@ -105,9 +111,15 @@ def __course_grader_part(blob, token, kit, builtin_names, type_names, forbidden,
         if watch is not None:
             still = sys.getprofile() is watch[0]
             sys.setprofile(None)
+        unseed()
     if watch is not None and (watch[1] or not still):
         calls = ", ".join(sorted(watch[1])) or "the grader's call watch was removed"
         raise RuntimeError("__course_grader_forbidden__: " + calls)
+    if recorder is not None:
+        try:
+            recorder.save(record)
+        except Exception:  # no recording: the grader will say the part could not be decided outside
+            pass
     shell.user_ns[TOKEN_NAME] = token
 def __course_grader_watch(forbidden, test_file, kit, mine):
     # Profile every call while the test runs: a forbidden callable reached from the student's code
@@ -195,7 +207,7 @@ def __course_grader_watch(forbidden, test_file, kit, mine):
     return profile, found
 try:
     __course_grader_part({blob!r}, {token!r}, {kit!r}, {builtin_names!r}, {type_names!r}, {forbidden!r},
-                         {names!r})
+                         {names!r}, {record!r}, {free!r})
 finally:
     del __course_grader_part, __course_grader_watch
 """
@@ -220,21 +232,32 @@ def _pristine_builtins() -> tuple[list[tuple[str, str, str]], list[tuple[str, st
 BUILTIN_FUNCTIONS, BUILTIN_TYPES = _pristine_builtins()
 
 
+def test_source(code: str) -> str:
+    """A test part as Python: IPython syntax (``%magic``) turned into Python here, in the grader."""
+    return TransformerManager().transform_cell(code)
+
+
+def test_file(name: str) -> str:
+    """The file name a test part is compiled under, in the kernel and in the grader's replay."""
+    return f"<test: {name}>"
+
+
 def part_code(code: str, name: str, kit: str, token: str, forbidden: Optional[list[str]] = None,
-              names: Optional[list[str]] = None) -> str:
-    """The code sent for one test part; IPython syntax (``%magic``) is turned into Python here, in the grader.
+              names: Optional[list[str]] = None, record: str = "", free: Optional[list[str]] = None) -> str:
+    """The code sent for one test part.
 
     The part ends by setting :data:`TOKEN_NAME` to ``token``: the grader counts a part as
     passed only if it reads that token back (code rewritten by a transformer never sets it).
     ``forbidden`` (dotted names) are watched while the test runs: a call reached from the
     student's code, or a student's name among ``names`` bound to one of them, fails the part.
+    With ``record`` (a path the kernel can write), the calls of the student's ``names`` and the
+    notebook values the test reads (``free``) are recorded there for the grader's replay.
     """
-    python = TransformerManager().transform_cell(code)
-    payload = json.dumps([f"<test: {name}>", python])
+    payload = json.dumps([test_file(name), test_source(code)])
     blob = base64.b64encode(zlib.compress(payload.encode("utf-8"))).decode("ascii")
     return _PART.replace("TOKEN_NAME", repr(TOKEN_NAME)).format(
         blob=blob, token=token, kit=kit, builtin_names=BUILTIN_FUNCTIONS, type_names=BUILTIN_TYPES,
-        forbidden=list(forbidden or []), names=list(names or []))
+        forbidden=list(forbidden or []), names=list(names or []), record=record, free=list(free or []))
 
 
 def forbidden_calls(evalue: str) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import queue
-import re
 import subprocess
 import threading
 import time
@@ -23,14 +22,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Mapping, Optional
 
+import zmq
 from jupyter_client import KernelManager
 
+from . import iopub
+from .iopub import Collector, OutputBudget, strip_ansi
 from .sandbox import Confinement
 
-MAX_OUTPUT = 20_000  # characters of stdout/stderr kept per run (a print loop must not eat memory)
+__all__ = ["Kernel", "KernelStartError", "RunResult", "STOP", "strip_ansi"]
+
 POLL = 0.5  # seconds between liveness checks while a cell is quiet
 GRACE = 5.0  # seconds a cell gets to stop after an interrupt before the kernel is killed
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+LOST_IDLE = 2.0  # seconds to wait for IOPub's "idle" once the reply came (a dropped message may have cut it off)
 
 
 _SIGNALS = {  # exit codes of a kernel killed by a signal, in words
@@ -56,7 +59,7 @@ class RunResult:
     ename: str = ""  # exception class name, e.g. "ZeroDivisionError"
     evalue: str = ""  # exception message
     traceback: str = ""  # plain text, colours removed
-    output: str = ""  # stdout, stderr and text results, the last MAX_OUTPUT characters
+    output: str = ""  # stdout, stderr and text results: their beginning and end (iopub.Collector)
     seconds: float = 0.0
     kernel_lost: bool = False  # the kernel died or was killed: restart it before running more
     expressions: dict[str, str] = field(default_factory=dict)  # user_expressions asked for -> text/plain
@@ -65,33 +68,6 @@ class RunResult:
     def error(self) -> str:
         """``"ZeroDivisionError: division by zero"``, or "" when there was no exception."""
         return f"{self.ename}: {self.evalue}" if self.ename else ""
-
-
-def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text)
-
-
-class _Collector:
-    """Gathers the IOPub messages of one execute request."""
-
-    def __init__(self) -> None:
-        self.output, self.ename, self.evalue, self.traceback = "", "", "", ""
-
-    def add(self, msg: dict[str, Any]) -> bool:
-        """Record one message; True once the kernel reports it is idle again."""
-        kind, content = msg["msg_type"], msg["content"]
-        if kind == "stream":
-            self._append(content.get("text", ""))
-        elif kind in ("execute_result", "display_data"):
-            text = content.get("data", {}).get("text/plain", "")
-            self._append(text + "\n" if text else "")
-        elif kind == "error":
-            self.ename, self.evalue = content.get("ename", ""), content.get("evalue", "")
-            self.traceback = strip_ansi("\n".join(content.get("traceback", [])))
-        return kind == "status" and content.get("execution_state") == "idle"
-
-    def _append(self, text: str) -> None:
-        self.output = (self.output + text)[-MAX_OUTPUT:]
 
 
 class Kernel:
@@ -120,6 +96,8 @@ class Kernel:
         self.km: Optional[KernelManager] = None
         self.kc: Any = None
         self._log: Optional[IO[bytes]] = None
+        self.budget = OutputBudget()  # output kept for the whole notebook, across restarts
+        self._replies: dict[str, dict[str, Any]] = {}  # shell replies read while waiting for IOPub
 
     # ------------------------------------------------------------------ life cycle
     def start(self, attempts: int = 2) -> None:
@@ -133,6 +111,7 @@ class Kernel:
 
     def _start(self) -> None:
         self.km = KernelManager(kernel_name=self.kernel_name)
+        self._replies = {}
         sink: Any = subprocess.DEVNULL
         if self.log_path:
             self._log = open(self.log_path, "wb")  # kept open while the kernel lives
@@ -144,8 +123,12 @@ class Kernel:
             self.km.start_kernel(cwd=self.cwd, env=self.env, stdout=sink, stderr=sink,
                                  extra_arguments=["--HistoryManager.hist_file=:memory:"])
             self.kc = self.km.client()
+            # ZeroMQ refuses a larger message before allocating it (a 1 GB print must not cost the grader 1 GB)
+            self.kc.context.setsockopt(zmq.MAXMSGSIZE, iopub.MAX_MESSAGE)
             self.kc.start_channels()
             self.kc.wait_for_ready(timeout=self.startup_timeout)
+            if self.confine:  # its key lets anyone drive the kernel: gone once the kernel has read it
+                Path(self.km.connection_file).unlink(missing_ok=True)
         except Exception as err:
             self.shutdown()
             raise KernelStartError(f"could not start the {self.kernel_name!r} kernel in {self.cwd}: {err}") from err
@@ -233,7 +216,7 @@ class Kernel:
         start = time.monotonic()
         msg_id = self.kc.execute(code, silent=silent, store_history=not silent, allow_stdin=False,
                                  stop_on_error=False, user_expressions=expressions or {})
-        got = _Collector()
+        got = Collector(self.budget)
         idle = self._wait_idle(msg_id, got, start + timeout)
         if STOP.is_set():
             self.shutdown()
@@ -256,36 +239,70 @@ class Kernel:
         return RunResult(status, got.ename, got.evalue, got.traceback, got.output, time.monotonic() - start,
                          expressions=values)
 
-    def _wait_idle(self, msg_id: str, got: _Collector, deadline: float) -> bool:
-        """Read IOPub until the kernel is idle after ``msg_id`` (True), the deadline (False) or its death."""
+    def _wait_idle(self, msg_id: str, got: Collector, deadline: float) -> bool:
+        """Read IOPub until the kernel is idle after ``msg_id`` (True), the deadline (False) or its death.
+
+        If the shell reply came but "idle" does not follow within LOST_IDLE seconds, IOPub lost
+        it (a message over iopub.MAX_MESSAGE makes ZeroMQ drop the connection): the run is over.
+        """
+        replied_at: Optional[float] = None
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or STOP.is_set():
                 return False
             try:
-                msg = self.kc.get_iopub_msg(timeout=min(POLL, remaining))
+                msg, dropped = iopub.read_message(self.kc.iopub_channel, self.kc.session, min(POLL, remaining))
             except queue.Empty:
                 if not self.is_alive():
                     return True  # dead: the caller sees it
+                if replied_at is None and self._reply_ready(msg_id):
+                    replied_at = time.monotonic()
+                if replied_at is not None and time.monotonic() - replied_at > LOST_IDLE:
+                    got.lost = True
+                    self._reconnect_iopub()
+                    return True
                 continue
-            if msg.get("parent_header", {}).get("msg_id") == msg_id and got.add(msg):
+            if msg.get("parent_header", {}).get("msg_id") == msg_id and got.add(msg, dropped):
                 return True
+
+    def _reconnect_iopub(self) -> None:
+        """A fresh IOPub connection: ZeroMQ does not remake one it dropped for a message over MAX_MESSAGE."""
+        try:
+            self.kc.iopub_channel.close()
+        except Exception:  # a channel already broken: replaced below all the same
+            pass
+        self.kc._iopub_channel = None
+        self.kc.iopub_channel.start()
+        time.sleep(0.2)  # the subscription reaches the kernel before the next run publishes
+
+    def _reply_ready(self, msg_id: str) -> bool:
+        """Read the shell replies waiting (without blocking); True once the one to ``msg_id`` is among them."""
+        while msg_id not in self._replies:
+            try:
+                reply = self.kc.get_shell_msg(timeout=0)
+            except queue.Empty:
+                return False
+            self._replies[reply.get("parent_header", {}).get("msg_id", "")] = reply.get("content", {})
+        return True
 
     def _wait_reply(self, msg_id: str, timeout: float = 5.0) -> Optional[dict[str, Any]]:
         """The content of the shell reply to ``msg_id`` (older replies of interrupted runs are skipped)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if msg_id in self._replies:
+                reply = self._replies.pop(msg_id)
+                self._replies.clear()  # replies to older, interrupted runs are of no use any more
+                return reply
             try:
                 reply = self.kc.get_shell_msg(timeout=POLL)
             except queue.Empty:
                 if not self.is_alive():
                     return None
                 continue
-            if reply.get("parent_header", {}).get("msg_id") == msg_id:
-                return reply.get("content", {})
+            self._replies[reply.get("parent_header", {}).get("msg_id", "")] = reply.get("content", {})
         return None
 
-    def _after_timeout(self, msg_id: str, got: _Collector, timeout: float, start: float) -> RunResult:
+    def _after_timeout(self, msg_id: str, got: Collector, timeout: float, start: float) -> RunResult:
         try:
             self.km.interrupt_kernel()
         except Exception:  # the kernel died meanwhile: it will not stop by itself
@@ -299,7 +316,7 @@ class Kernel:
         return RunResult("timeout", "TimeoutError", f"still running after {timeout:g} s ({why})", "",
                          got.output, time.monotonic() - start, kernel_lost=not stopped)
 
-    def _dead(self, got: _Collector, seconds: float) -> RunResult:
+    def _dead(self, got: Collector, seconds: float) -> RunResult:
         code, tail = self.exit_code(), self.log_tail()
         detail = f"the kernel died (exit code {code})" if code is not None else "the kernel died"
         detail += _SIGNALS.get(code, "")

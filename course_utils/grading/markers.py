@@ -59,6 +59,7 @@ class Part:
     name: str  # "checks shown in the notebook", or the text after "# test:"
     code: str
     hidden: bool
+    outside: Optional[bool] = None  # the teacher's solution was decided outside the kernel (release --grade-masters)
 
 
 @dataclass

@@ -13,6 +13,11 @@ markers, a marker outside a code cell or duplicate exercise ids is refused, nami
 notebook and the cell. Then, unless ``--no-check``, each student notebook is executed up
 to its first exercise (in fast mode) to prove that it runs.
 
+``--grade-masters`` also grades every master with the new key before writing it, and
+stores in the key which test parts the grader could decide outside the kernel with the
+teacher's solution: for those, a student's notebook that the grader cannot check outside
+its kernel gets no credit (see ``outside.py``).
+
 ``OUT_DIR/student`` and ``OUT_DIR/grader`` are replaced as a whole. A file in them that no
 earlier release wrote, or that was edited since (``OUT_DIR/.release.json`` records what
 each release wrote, with its SHA-256), is a teacher's own: the release is refused, naming
@@ -28,7 +33,7 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
@@ -37,6 +42,7 @@ import nbformat
 from course_utils.files import write_atomic
 
 from .execute import CellResult, ExecutionResult, execute_notebook, kernel_env, read_notebook
+from .feedback import NotebookGrade
 from .files import default_workers, parallel_map
 from .key import save_key
 from .markers import MarkerError, Master, leaks, parse_master, student_notebook
@@ -49,6 +55,7 @@ class Release:
     masters: list[Master]
     student_dir: Path
     grader_dir: Path
+    master_grades: list[NotebookGrade] = field(default_factory=list)  # with grade_masters=True
 
 
 def find_masters(src_dir: Union[str, os.PathLike]) -> list[Path]:
@@ -112,10 +119,14 @@ def own_files(out: Path) -> list[str]:
     return [name for name, digest in found.items() if written.get(name) != digest]
 
 
-def release(src_dir: Union[str, os.PathLike], out_dir: Union[str, os.PathLike], force: bool = False) -> Release:
+def release(src_dir: Union[str, os.PathLike], out_dir: Union[str, os.PathLike], force: bool = False,
+            grade_masters: bool = False, workers: int = 1, cell_timeout: float = 300.0,
+            total_timeout: float = 900.0) -> Release:
     """Write ``OUT_DIR/student`` and ``OUT_DIR/grader`` (replacing earlier ones) from the masters.
 
     Refused (``ValueError``) when they hold files no release wrote, unless ``force``.
+    ``grade_masters`` grades the masters with the new key first (``workers`` at a time) and
+    records in the key which tests were decided outside the kernel (see :func:`expect_outside`).
     """
     paths = find_masters(src_dir)
     out = Path(out_dir)
@@ -135,6 +146,11 @@ def release(src_dir: Union[str, os.PathLike], out_dir: Union[str, os.PathLike], 
         for master, student in built:
             write_atomic(tmp / "student" / master.name, nbformat.writes(student))
         save_key([m for m, _ in built], tmp / "grader")
+        grades = []
+        if grade_masters:
+            grades = _grade_masters(paths, tmp / "grader", workers, cell_timeout, total_timeout)
+            expect_outside([m for m, _ in built], grades)
+            save_key([m for m, _ in built], tmp / "grader")
         written = _hashes(tmp, tmp)  # tmp holds student/ and grader/ only
         for sub in REPLACED:
             if (out / sub).is_dir() and not (out / sub).is_symlink():
@@ -145,7 +161,36 @@ def release(src_dir: Union[str, os.PathLike], out_dir: Union[str, os.PathLike], 
         write_atomic(out / MANIFEST, json.dumps(written, indent=1))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return Release([m for m, _ in built], out / "student", out / "grader")
+    return Release([m for m, _ in built], out / "student", out / "grader", grades)
+
+
+def _grade_masters(paths: list[Path], key_dir: Path, workers: int, cell_timeout: float,
+                   total_timeout: float) -> list[NotebookGrade]:
+    """Grade the masters as if a student named "master" had handed them in."""
+    from .grade import grade  # the grader uses release's key module; imported here to keep release light
+
+    with tempfile.TemporaryDirectory(prefix="masters-") as tmp:
+        folder = Path(tmp) / "subs" / "master"
+        folder.mkdir(parents=True)
+        for path in paths:
+            shutil.copy(path, folder / path.name)
+        report = grade(folder.parent, key_dir, Path(tmp) / "out" / "grades.csv", workers=workers,
+                       cell_timeout=cell_timeout, total_timeout=total_timeout)
+    return report.notebooks
+
+
+def expect_outside(masters: list[Master], grades: list[NotebookGrade]) -> None:
+    """Mark each test part with whether the master was decided outside the kernel (``Part.outside``):
+    True when it passed there, False when the grader could not replay it, None when the master failed it."""
+    found = {(g.notebook, e.exercise, p.name): p for g in grades for e in g.exercises for p in e.parts}
+    for master in masters:
+        for ex in master.exercises:
+            for part in ex.parts:
+                result = found.get((master.name, ex.label, part.name))
+                if result is None or result.status != "passed":
+                    part.outside = None
+                else:
+                    part.outside = result.outside == "passed"
 
 
 # --------------------------------------------------------------------------- the check
@@ -181,11 +226,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=default_workers(), help="notebooks checked at once")
     parser.add_argument("--cell-timeout", type=float, default=300.0, help="seconds per cell during the check")
     parser.add_argument("--full", action="store_true", help="check in full mode instead of fast mode")
+    parser.add_argument("--grade-masters", action="store_true",
+                        help="grade every master with the new key (they must get full marks) and record which tests "
+                             "the grader decides outside the kernel, so that no student escapes that check")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        rel = release(args.src, args.out, force=args.force)
+        rel = release(args.src, args.out, force=args.force, grade_masters=args.grade_masters, workers=args.workers,
+                      cell_timeout=args.cell_timeout)
     except MarkerError as err:
         print(f"release refused: {len(err.problems)} problem(s), nothing written", file=sys.stderr)
         for line in err.problems:
@@ -199,9 +248,9 @@ def run(args: argparse.Namespace) -> int:
           f"{sum(e.points for e in exercises):g} points")
     print(f"  student versions: {rel.student_dir}")
     print(f"  grader key (keep it private): {rel.grader_dir}")
+    failed = _report_masters(rel.master_grades)
     if args.no_check:
-        return 0
-    failed = 0
+        return 1 if failed else 0
     for result in check_student_versions(rel, args.workers, args.cell_timeout, fast=not args.full):
         if result.ok:
             print(f"  ok   {result.name}: {len(result.cells)} cell(s) before the first exercise run "
@@ -210,3 +259,19 @@ def run(args: argparse.Namespace) -> int:
             failed += 1
             print(f"  FAIL {result.describe(limit=1)}")
     return 1 if failed else 0
+
+
+def _report_masters(grades: list[NotebookGrade]) -> int:
+    """One line per graded master; returns how many lost points."""
+    failed = 0
+    for g in sorted(grades, key=lambda g: g.notebook):
+        rows = [e for e in g.exercises if e.points is not None]
+        lost = [e for e in rows if e.status != "passed"]
+        parts = [p for e in rows for p in e.parts]
+        outside = sum(p.outside == "passed" for p in parts)
+        if lost:
+            failed += 1
+            print(f"  FAIL master {g.notebook}: {lost[0].exercise}: {lost[0].message}")
+        else:
+            print(f"  ok   master {g.notebook}: full marks; {outside} of {len(parts)} tests decided outside the kernel")
+    return failed

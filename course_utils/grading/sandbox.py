@@ -2,8 +2,8 @@
 
 On Linux with bubblewrap (``apt-get install bubblewrap``) each kernel runs as
 
-    launcher (limits, own session, own user id when the grader is root)
-      -> bwrap --ro-bind / / --tmpfs <every secret folder> --bind <its scratch> ... --unshare-all
+    bwrap --ro-bind / / --tmpfs <every secret folder> --bind <its scratch> ... --unshare-...
+      -> launcher (memory, file-size and process-count limits; own user id when the grader is root)
         -> python -m ipykernel_launcher
 
 so that it sees the file system read-only, with the submissions, the key, the grade sheet's
@@ -12,13 +12,19 @@ folders replaced by empty ones; it may write only its own scratch folder and a p
 ``/tmp``; it has its own PID namespace (no other process is visible, and killing it kills
 every process it started, ``setsid`` children included), its own network namespace (no
 network; the grader talks to it over Unix sockets in its scratch folder), and limits on
-memory, file size and (when the grader runs as root, under a user id of its own) the
-number of processes.
+memory, file size and the number of processes. The process limit (``RLIMIT_NPROC``) counts
+the processes of one user: run by an ordinary user, bubblewrap puts the kernel in a user
+namespace of its own, where the count is the kernel's alone; run by root (whose processes
+are never counted), bubblewrap makes no user namespace and the launcher drops to a user id
+of the kernel's own (folders of Python that other users cannot enter, such as a ``/root``
+of mode 700, are replaced inside the sandbox by a readable copy of their mount).
 
 Without bubblewrap (macOS, Colab, a container without user namespaces) kernels run as the
-grader's user with only the limits and a process group: :func:`isolation` says so in one
-line, which the grade sheet and the summary repeat. Why bubblewrap: it is the sandbox of
-Flatpak, packaged by every distribution, and needs no daemon nor root.
+grader's user with only the memory and file-size limits (and, when the grader is root and
+Python is readable by other users, a user id and process limit of their own) and a process
+group: :func:`isolation` says so in one line, which the grade sheet and the summary repeat.
+Why bubblewrap: it is the sandbox of Flatpak, packaged by every distribution, and needs no
+daemon nor root.
 """
 
 from __future__ import annotations
@@ -42,18 +48,23 @@ FILE_MB = 512  # largest file a kernel may write, its own log included
 PROCESSES = 256  # processes per kernel, enforced when the grader is root (one user id per kernel)
 FIRST_UID = 160_000  # kernels run as FIRST_UID + n when the grader is root; no such users exist
 
-_BWRAP = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-          "--unshare-all", "--die-with-parent", "--new-session"]
+_BWRAP = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--die-with-parent",
+          "--new-session"]
+_UNSHARE = ["--unshare-all"]  # a user namespace too: there the process count is the kernel's own
+# Run by root, bubblewrap would map root into the user namespace and no other user id could be taken:
+# no user namespace then, and the launcher takes a user id of the kernel's own.
+_UNSHARE_AS_ROOT = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
 
-# Sets the limits, drops to the kernel's own user id, then becomes the sandbox (bwrap), or else stays
-# as the kernel's parent: a kernel's os.kill(os.getppid(), SIGKILL) then hits this process, not the grader.
+# Sets the limits, drops to the kernel's own user id, then becomes the kernel (in the sandbox), or else
+# stays as the kernel's parent: a kernel's os.kill(os.getppid(), SIGKILL) then hits this process, not the grader.
 _LAUNCHER = """\
 import os, resource, signal, sys
 memory, fsize, nproc, uid, stay = (int(x) for x in sys.argv[1:6])
 resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
 resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-if uid >= 0:
+if nproc > 0:
     resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+if uid >= 0:
     os.setgroups([])
     os.setgid(uid)
     os.setuid(uid)
@@ -70,19 +81,71 @@ os._exit(os.waitstatus_to_exitcode(status) & 255)
 """
 
 
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _closed_to_others(folder: str) -> str:
+    """The highest folder above ``folder`` (itself included) that other users cannot enter, or ""."""
+    parts = Path(folder).parts
+    for i in range(2, len(parts) + 1):
+        path = os.path.join(*parts[:i])
+        try:
+            if not os.stat(path).st_mode & 0o001:
+                return path
+        except OSError:
+            return ""
+    return ""
+
+
 def python_binds() -> list[str]:
-    """``--ro-bind`` options that keep this Python visible inside the sandbox.
+    """bubblewrap options that keep this Python visible inside the sandbox.
 
     The sandbox mounts an empty ``/tmp``; a virtual environment made under ``/tmp`` (as CI's
-    are) would vanish with it and the kernel could not start, so its folders are bound back,
-    read-only.
+    are) would vanish with it and the kernel could not start, so its folder is bound back,
+    read-only (the top one: ``/tmp/v`` for ``/tmp/v/newest``). When the grader is root and
+    Python lives in a folder others cannot enter (pyenv in ``/root``, mode 700), that folder
+    becomes an empty, enterable one in the sandbox, with Python's folder bound back into it
+    (``/root/.pyenv``): the kernel's own user id can then run Python, and nothing else of
+    root's home is visible.
     """
-    folders = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, os.path.dirname(sys.executable))}
+    folders = sorted({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, os.path.dirname(sys.executable))})
     binds: list[str] = []
-    for folder in sorted(folders):
-        if folder == "/tmp" or folder.startswith("/tmp/"):
-            binds += ["--ro-bind", folder, folder]
+    closed = sorted({c for c in map(_closed_to_others, folders) if c}) if _is_root() else []
+    for c in closed:
+        binds += ["--tmpfs", c]
+    for folder in folders:
+        # under an emptied folder, bind the top folder on the way: the folders bwrap would make are mode 700
+        inside = [c for c in [*closed, "/tmp"] if folder.startswith(c + "/")]
+        if inside:
+            top = os.path.join(inside[0], Path(folder).relative_to(inside[0]).parts[0])
+            binds += [] if top in binds else ["--ro-bind", top, top]
     return binds
+
+
+def bwrap_options() -> list[str]:
+    """The sandbox's options common to every kernel (what :func:`bwrap_problem` tries). Run by root, the
+    private ``/tmp`` and ``/dev/shm`` are made writable for everyone: the kernel's own user id writes its
+    temporary files there, and its semaphores (``multiprocessing``, a ``DataLoader`` with workers)."""
+    if not _is_root():
+        return [*_BWRAP, *_UNSHARE, *python_binds()]
+    shared_tmp = ["--chmod", "1777", "/tmp", "--chmod", "1777", "/dev/shm"] if _bwrap_knows("--chmod") else []
+    return [*_BWRAP, *shared_tmp, *_UNSHARE_AS_ROOT, *python_binds()]
+
+
+@functools.cache
+def _bwrap_knows(option: str) -> bool:
+    """Whether this bubblewrap has ``option`` (``--chmod`` came with 0.5)."""
+    try:
+        done = subprocess.run([shutil.which("bwrap") or "bwrap", "--help"], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return option.encode() in done.stdout + done.stderr
+
+
+def _launcher(nproc: int, uid: int, stay: bool, memory_mb: int = MEMORY_MB) -> list[str]:
+    return [sys.executable, "-c", _LAUNCHER, str(memory_mb << 20), str(FILE_MB << 20), str(nproc), str(uid),
+            "1" if stay else "0"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -96,8 +159,7 @@ def bwrap_problem() -> str:
     if not exe:
         return "bubblewrap is not installed (apt-get install bubblewrap)"
     try:
-        done = subprocess.run([exe, *_BWRAP, *python_binds(), sys.executable, "-c", "pass"], capture_output=True,
-                              timeout=30)
+        done = subprocess.run([exe, *bwrap_options(), sys.executable, "-c", "pass"], capture_output=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as err:
         return f"bubblewrap does not run here ({err})"
     if done.returncode:
@@ -107,11 +169,17 @@ def bwrap_problem() -> str:
 
 @functools.lru_cache(maxsize=1)
 def separate_user_problem() -> str:
-    """Why kernels cannot run under user ids of their own ("" when they can): tried once."""
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+    """Why kernels cannot run under user ids of their own ("" when they can): tried once, in the sandbox
+    when there is one."""
+    if not _is_root():
         return "the grader does not run as root"
-    probe = [sys.executable, "-c", _LAUNCHER, str(MEMORY_MB << 20), str(FILE_MB << 20), str(PROCESSES),
-             str(FIRST_UID), "0", sys.executable, "-c", "import ipykernel, numpy"]
+    probe = _launcher(PROCESSES, FIRST_UID, stay=False) + [
+        sys.executable, "-c", "import ipykernel, numpy, tempfile, multiprocessing; tempfile.TemporaryFile(); "
+                              "multiprocessing.Lock()"]
+    if not bwrap_problem():
+        if not _bwrap_knows("--chmod"):
+            return "this bubblewrap is older than 0.5 and cannot give another user a writable /tmp"
+        probe = [shutil.which("bwrap") or "bwrap", *bwrap_options(), "--", *probe]
     try:
         done = subprocess.run(probe, capture_output=True, timeout=60, cwd="/")
     except (OSError, subprocess.TimeoutExpired) as err:
@@ -122,16 +190,32 @@ def separate_user_problem() -> str:
     return ""
 
 
+def forget_probes() -> None:
+    """Probe the machine again next time (after ``COURSE_GRADER_NO_SANDBOX`` changed, say)."""
+    bwrap_problem.cache_clear()
+    separate_user_problem.cache_clear()
+
+
+def process_limit_problem() -> str:
+    """Why the number of a kernel's processes is not capped ("" when it is, to PROCESSES)."""
+    if not bwrap_problem() and not _is_root():
+        return ""  # the sandbox's user namespace counts the kernel's processes alone
+    if _is_root():  # root's processes are never counted: only a user id of the kernel's own gets a limit
+        return separate_user_problem()
+    return "without the sandbox, a limit would count every process of the grader's user, so none is set"
+
+
 def isolation() -> str:
     """One line for the teacher: how kernels are confined in this batch."""
-    problem = bwrap_problem()
+    problem, nproc = bwrap_problem(), process_limit_problem()
+    limits = "memory, file-size and process-count limits" if not nproc else "memory and file-size limits"
+    user = ", own user id" if _is_root() and not separate_user_problem() else ""
     if not problem:
-        user = separate_user_problem()
-        return ("isolated (bubblewrap: own scratch folder, secrets hidden, no network, own PID namespace, memory "
-                "and file-size limits; " + ("own user id and process limit)" if not user else
-                                            f"no process-count limit: {user})"))
-    return (f"NOT ISOLATED: {problem}; kernels ran as the grader's user with memory and file-size limits only, "
-            "so a hostile notebook could read or change files and reach the network (see docs/grading.md)")
+        return (f"isolated (bubblewrap: own scratch folder, secrets hidden, no network, own PID namespace{user}, "
+                f"{limits}" + (f"; no process-count limit: {nproc})" if nproc else ")"))
+    who = "under user ids of their own" if user else "as the grader's user"
+    return (f"NOT ISOLATED: {problem}; kernels ran {who} with {limits} only, so a hostile notebook could read or "
+            "change files, reach the network and other kernels (see docs/grading.md)")
 
 
 @dataclass
@@ -172,12 +256,11 @@ class Confinement:
         """``argv`` (the kernel's command) wrapped in the launcher and, where it works, bubblewrap."""
         if argv and argv[0] in ("python", "python3"):  # a kernelspec's bare "python": this Python, as jupyter_client
             argv = [sys.executable, *argv[1:]]  # would pick, not whatever PATH finds inside the sandbox
-        limits = [str(self.memory_mb << 20), str(FILE_MB << 20), str(PROCESSES), str(self.uid),
-                  "0" if self.sandboxed else "1"]
-        launcher = [sys.executable, "-c", _LAUNCHER, *limits]
+        nproc = 0 if process_limit_problem() else PROCESSES
+        launcher = _launcher(nproc, self.uid, stay=not self.sandboxed, memory_mb=self.memory_mb)
         if not self.sandboxed:
             return launcher + argv
-        box = [shutil.which("bwrap") or "bwrap", *_BWRAP, *python_binds()]
+        box = [shutil.which("bwrap") or "bwrap", *bwrap_options()]
         for path in self.hide:
             if path.is_dir():
                 box += ["--tmpfs", str(path)]
@@ -192,7 +275,7 @@ class Confinement:
         # dead grader (1 turns that watch off); --die-with-parent ends the kernel with its launcher instead.
         box += ["--setenv", "HOME", str(self.scratch / "home"), "--setenv", "JPY_PARENT_PID", "1",
                 "--chdir", str(self.scratch / "work")]
-        return launcher + box + ["--"] + argv
+        return box + ["--"] + launcher + argv
 
     def env(self) -> dict[str, str]:
         """Environment entries: the kernel's own files (IPython, matplotlib, caches) stay in its scratch
