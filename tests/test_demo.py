@@ -145,17 +145,18 @@ def test_demo_under_torchrun_prepares_its_data_on_rank_0_only(tmp_path):
     """Two processes (gloo): rank 0 generates the dataset and builds the feature caches while
     rank 1 waits (it then reuses them); rank 0 alone writes the run's files."""
     import os
-    import subprocess
     import sys
     import textwrap
     from pathlib import Path
+
+    from processes import run_process_group
 
     root = Path(__file__).resolve().parents[1]
     script, out, log = tmp_path / "demo_ddp.py", tmp_path / "out", tmp_path / "log"
     script.write_text(textwrap.dedent(DEMO_UNDER_TORCHRUN).format(root=str(root), out=str(out), log=str(log)))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COURSE_DATA": str(tmp_path / "data")}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=400, env=env, cwd=tmp_path)
+    proc = run_process_group(command, timeout=400, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     events = {rank: [json.loads(line) for line in Path(f"{log}.{rank}").read_text().splitlines()] for rank in (0, 1)}
     assert events[1] == [["exit", 0]], "rank 1 wrote data it should have waited for"

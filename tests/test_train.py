@@ -3,13 +3,13 @@
 import math
 import os
 import re
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 import torch
+from processes import run_process_group
 
 from course_utils.caption_data.datasets import CaptionDataset, EvalDataset, collate_captions
 from course_utils.caption_data.formats import load_dataset
@@ -204,7 +204,7 @@ def test_torchrun_two_cpu_processes(tiny, tmp_path):
                                                          size=SIZE, config=cfg, ckpt=str(ckpt)))  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COURSE_FAST": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
+    proc = run_process_group(command, timeout=240, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     match = re.search(r"replicas identical: (\w+) world 2 running statistics (\d+)", proc.stdout)
     assert match and int(match.group(2)) > 0, proc.stdout[-2000:]
@@ -278,11 +278,12 @@ def test_placement_joins_and_leaves_the_process_group(monkeypatch):
     monkeypatch.setattr(distributed.dist, "is_initialized", lambda: joined["now"])
     monkeypatch.setattr(distributed.dist, "init_process_group", lambda backend: calls.append(("init", backend)))
     monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: calls.append(("destroy",)))
+    monkeypatch.setattr(distributed.dist, "barrier", lambda: calls.append(("barrier",)))
     monkeypatch.setenv("RANK", "1"), monkeypatch.setenv("WORLD_SIZE", "2"), monkeypatch.setenv("LOCAL_RANK", "1")
     with distributed.placement("cpu") as place:
         assert (place.rank, place.world_size, place.is_main, place.distributed) == (1, 2, False, True)
         assert calls == [("init", "gloo")]
-    assert calls == [("init", "gloo"), ("destroy",)]
+    assert calls == [("init", "gloo"), ("barrier",), ("destroy",)]  # every rank leaves at once
     joined["now"] = True
     calls.clear()
     with distributed.placement("cpu"):

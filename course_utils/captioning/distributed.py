@@ -50,22 +50,24 @@ def distributed_info() -> tuple[int, int, int]:
 def placement(device: Optional[str] = None) -> Iterator[Placement]:
     """This process's :class:`Placement`; under torchrun, inside the process group.
 
-    The group (NCCL on GPUs, gloo on CPUs) is joined here and left at the end, unless the
-    caller had already joined it: then it stays the caller's to use and to destroy.
+    The group (NCCL on GPUs, gloo on CPUs) is joined here and left at the end, by every rank
+    at once, unless the caller had already joined it: then it stays the caller's to use and to
+    destroy.
     """
     rank, world, local_rank = distributed_info()
     where = pick_device(device)
     if world > 1 and where.type == "cuda":
         where = torch.device("cuda", local_rank)  # one GPU per process
         torch.cuda.set_device(where)  # NCCL's collectives run on the current GPU
-    joined_here = world > 1 and not dist.is_initialized()
-    if joined_here:
-        dist.init_process_group(backend="nccl" if where.type == "cuda" else "gloo")
-    try:
+    if world == 1 or dist.is_initialized():
         yield Placement(where, rank, world)
-    finally:
-        if joined_here:
-            dist.destroy_process_group()
+        return
+    dist.init_process_group(backend="nccl" if where.type == "cuda" else "gloo")
+    yield Placement(where, rank, world)  # an error leaves from here, without waiting: torchrun stops the others
+    # Leave together: a rank whose work ends early (rank 1 while rank 0 evaluates) would otherwise tear
+    # its group down alone, and gloo's teardown can then hang for good (seen with torch 2.1).
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 @contextlib.contextmanager
