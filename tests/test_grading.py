@@ -747,6 +747,7 @@ def kit_graded(kit_release, tmp_path_factory):
 
 
 @pytest.mark.notebook
+@pytest.mark.once
 def test_kit_masters_run_without_errors(kit_graded):
     """Every cell of every master ran (the same check as tests/test_notebooks.py, through the grader)."""
     bad = [f"{g.notebook}, cell {c.index + 1}: {c.status}: {c.message}" for (who, _), g in kit_graded.items()
@@ -755,6 +756,7 @@ def test_kit_masters_run_without_errors(kit_graded):
 
 
 @pytest.mark.notebook
+@pytest.mark.once
 def test_kit_masters_get_full_marks(kit_graded):
     lost = [f"{g.notebook} {e.exercise}: {e.points}/{e.max_points} {e.status}: {e.message}"
             for (who, _), g in kit_graded.items() if who == "master" for e in g.exercises
@@ -763,6 +765,7 @@ def test_kit_masters_get_full_marks(kit_graded):
 
 
 @pytest.mark.notebook
+@pytest.mark.once
 def test_kit_student_versions_get_zero_without_crashing(kit_graded):
     wrong = [f"{g.notebook} {e.exercise}: {e.points} points, {e.status}: {e.message}"
              for (who, _), g in kit_graded.items() if who == "student" for e in g.exercises
@@ -771,6 +774,7 @@ def test_kit_student_versions_get_zero_without_crashing(kit_graded):
 
 
 @pytest.mark.notebook
+@pytest.mark.once
 def test_kit_student_versions_run_up_to_their_first_exercise(kit_release, kit_graded):
     """What `release` checks, here on the whole run of each student version by the grader."""
     first = {m.name: m.first_exercise for m in kit_release.masters}
@@ -780,6 +784,7 @@ def test_kit_student_versions_run_up_to_their_first_exercise(kit_release, kit_gr
 
 
 @pytest.mark.notebook
+@pytest.mark.once
 def test_kit_student_versions_run_past_unfinished_exercises(kit_graded):
     """Cells after an exercise use the package's version, so a stuck student can run the rest."""
     notes = [f"{g.notebook}: {n}" for (who, _), g in kit_graded.items() if who == "student" for n in g.notes]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from nbformat.v4 import new_code_cell
-from test_grading import RIGHT, SECRET, demo_master, read_notebook, solved, write_nb
+from test_grading import RIGHT, ROOT, SECRET, demo_master, read_notebook, solved, write_nb
 
 from course_utils.grading import grade as grading
 from course_utils.grading import sandbox, sheet
@@ -417,6 +417,88 @@ def test_a_decorated_reference_is_watched_not_its_decorator(case, tmp_path):
         assert (r.status, "tok3n" in r.expressions["t"]) == ("ok", True), r.error
     else:
         assert r.status == "error" and forbidden_calls(r.evalue) == forbidden[0], r.error
+
+
+# --------------------------------------------------------------------------- the masters' forbidden lines
+# One solution per notebook written as a shortcut (the kit's reference, or a library call that does the work),
+# for exercises whose visible checks need nothing else from the notebook.
+RNN_FORWARD = ("import torch\nfrom course_utils.sequence import rnn_cells\n"
+               "def rnn_forward(xs, h0, W_xh, W_hh, b):\n    hs, h = [], h0\n    for x in xs:\n"
+               "        h = rnn_cells.rnn_step(x, h, W_xh, W_hh, b)\n        hs.append(h)\n"
+               "    return torch.stack(hs)\n")
+MASTER_SHORTCUTS = {
+    "01_bmp_size": ("01_images_as_arrays.ipynb", "from course_utils.basics.arrays import bmp_size"),
+    "02_conv2d_layer": ("02_filtering_and_convolution.ipynb",
+                        "import numpy as np\nimport torch\nimport torch.nn.functional as F\n"
+                        "def conv2d_layer(images, weight, bias, stride=1, padding=0):\n"
+                        "    t = [torch.as_tensor(np.asarray(a, dtype=np.float64)) for a in (images, weight, bias)]\n"
+                        "    return F.conv2d(*t, stride=stride, padding=padding).numpy()"),
+    "03_adam": ("03_neural_networks_and_optimisers.ipynb",  # torch.optim.Adam made to take one step from (m, v, t)
+                "import torch\n"
+                "def adam_update(param, grad, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):\n"
+                "    p = param.detach().clone()\n"
+                "    opt = torch.optim.Adam([p], lr=lr, betas=(beta1, beta2), eps=eps)\n"
+                "    p.grad = grad.clone()\n"
+                "    state = {'step': torch.tensor(float(t - 1)), 'exp_avg': m.clone(), 'exp_avg_sq': v.clone()}\n"
+                "    opt.state[p] = state\n"
+                "    opt.step()\n"
+                "    return p, state['exp_avg'], state['exp_avg_sq']"),
+    "04_param_counts": ("04_cnn_classifier.ipynb",
+                        "from torch import nn\n"
+                        "def conv2d_params(i, o, k):\n"
+                        "    return sum(p.numel() for p in nn.Conv2d(i, o, k).parameters())\n"
+                        "def linear_params(i, o):\n    return sum(p.numel() for p in nn.Linear(i, o).parameters())"),
+    "06_rnn_backward": ("06_rnn_and_lstm.ipynb",  # autograd, with the bias rebuilt from the first hidden state
+                        RNN_FORWARD + "def rnn_backward(xs, hs, h0, W_xh, W_hh, dhs):\n"
+                        "    leaves = [t.detach().clone().requires_grad_(True) for t in (xs, h0, W_xh, W_hh)]\n"
+                        "    b = (torch.atanh(hs[0]) - xs[0] @ W_xh.T - h0 @ W_hh.T).mean(0)\n"
+                        "    b = b.detach().requires_grad_(True)\n"
+                        "    grads = torch.autograd.grad((rnn_forward(*leaves, b) * dhs).sum(), [*leaves, b])\n"
+                        "    return dict(zip(['xs', 'h0', 'W_xh', 'W_hh', 'b'], grads))"),
+    "07_pad_captions": ("07_caption_data.ipynb",
+                        "import torch\nfrom torch.nn.utils.rnn import pad_sequence\n"
+                        "def pad_captions(captions, pad_id=0):\n"
+                        "    padded = pad_sequence(captions, batch_first=True, padding_value=pad_id)\n"
+                        "    return padded, torch.tensor([len(c) for c in captions])"),
+    "10_peak_on_object": ("10_evaluation_and_demo.ipynb",
+                          "import torch\nfrom course_utils.captioning.metrics import _overlaps, region_boxes\n"
+                          "def peak_on_object(alpha, box, grid, image_size):\n"
+                          "    cell = region_boxes(grid, image_size)[int(torch.as_tensor(alpha).argmax())]\n"
+                          "    return _overlaps(cell, box)"),
+}
+
+
+def test_the_masters_forbidden_lines_stop_shortcuts_that_pass_every_test(tmp_path):
+    """Each shortcut passes every part of its exercise (visible checks and hidden tests) when nothing is watched,
+    and none with the names of the master's `# forbidden:` line watched."""
+    from course_utils.grading.execute import Session
+    from course_utils.grading.guard import PREPARE_CODE, TOKEN_NAME, forbidden_calls, part_code
+    from course_utils.grading.markers import parse_master
+
+    exercises = {}
+    for notebook in {nb for nb, _ in MASTER_SHORTCUTS.values()}:
+        exercises.update({ex.label: ex for ex in parse_master(read_notebook(ROOT / "notebooks" / notebook),
+                                                              notebook).exercises})
+    problems, runs = [], 0
+    with Session(tmp_path, cell_timeout=120) as session:
+        for label, (_, shortcut) in MASTER_SHORTCUTS.items():
+            assert session.run(shortcut).status == "ok", label
+        session.run(PREPARE_CODE, record=False)
+        for label in MASTER_SHORTCUTS:
+            ex = exercises[label]
+            assert ex.forbidden, f"{label}: the master's grade cell has no `# forbidden:` line"
+            for part in ex.parts:
+                for forbidden in ([], ex.forbidden):
+                    runs += 1
+                    token = f"tok3n{runs}"  # a part that fails leaves the previous part's token in place
+                    r = session.run(part_code(part.code, part.name, str(KIT.parent), token, forbidden, ex.names),
+                                    record=False, expressions={"t": TOKEN_NAME})
+                    passed = r.status == "ok" and token in r.expressions.get("t", "")
+                    if not forbidden and not passed:
+                        problems.append(f"{label} / {part.name}: the shortcut fails even unwatched: {r.error}")
+                    elif forbidden and (passed or not forbidden_calls(r.evalue)):
+                        problems.append(f"{label} / {part.name}: the shortcut was not stopped: {r.error}")
+    assert not problems, "\n".join(problems)
 
 
 # --------------------------------------------------------------------------- classmates' kernels

@@ -175,6 +175,7 @@ def test_mutant_files_cover_every_exercise(path):
 
 
 @pytest.mark.notebook
+@pytest.mark.once
 @pytest.mark.parametrize("path", MUTANT_FILES, ids=lambda p: p.stem)
 def test_mutants_are_rejected(path, tmp_path_factory, monkeypatch):
     notebook, mutants = load_mutants(path)
