@@ -126,10 +126,26 @@ def test_growth_says_linear_or_why():
     base = {"images": 1000, "captions": 5000, "train_captions": 4000, "test_images": 100, "vocabulary": 1500,
             "load_vocab_seconds": 1.0, "feature_cache_seconds": 50.0, "train_epoch_seconds": 40.0,
             "greedy_seconds": 2.0, "beam3_seconds": 1.0}  # fmt: skip
-    double = {**{k: 2 * v for k, v in base.items()}, "vocabulary": 2600, "train_epoch_seconds": 120.0}
+    double = {**{k: 2 * v for k, v in base.items()}, "vocabulary": 2600, "train_epoch_seconds": 120.0,
+              "greedy_seconds": 3.0, "load_vocab_seconds": 1.9, "beam3_seconds": 4.0}  # fmt: skip
+    base = {**base, "load_vocab_seconds": 0.1}
     lines = growth({1000: base, 2000: double})
     assert lines["scale_growth_feature_cache"].startswith("linear (x1.00 per image")
     assert "vocabulary grew from 1500 to 2600" in lines["scale_growth_train_epoch"]
+    # 2 s for 100 test images, 3 s for 200: 1 s paid once, then 100 images/s
+    assert lines["scale_growth_greedy"] == ("x0.75 per test image from 1000 to 2000 images: linear with a fixed part, "
+                                            "about 1 s (the scorers, the Java PTB tokenizer starting at each "
+                                            "evaluation) plus 100.0 test images/s")  # fmt: skip
+    assert lines["scale_growth_load_vocab"].endswith("under 2 s at every scale, too short to read a growth from")
+    assert lines["scale_growth_beam3"].endswith("not explained by the sizes (see the load average of each scale)")
+
+
+def test_the_benchmarks_own_threads_do_not_make_the_machine_busy():
+    from course_utils.tools.bench_scale import busy
+
+    loads = {1000: "load average: 1.22, 0.64, 0.29", 2000: "load average: 2.03, 1.78, 1.01"}
+    assert busy(loads, 0.72, own_threads=2) == pytest.approx(0.72)  # its own 2 threads at the second scale
+    assert busy(loads, 0.1, own_threads=1) == pytest.approx(1.03)  # one other core busy
 
 
 @pytest.mark.slow

@@ -314,21 +314,36 @@ HONEST_CONV = ("import numpy as np\ndef conv2d(i, k):\n    n, m = k.shape\n"
                " for c in range(i.shape[1] - m + 1)] for r in range(i.shape[0] - n + 1)])")
 
 
+def run_part(session, test, forbidden, names, name="t", token="tok3n"):
+    """One test part as the grader sends it, ``forbidden`` calls watched: (passed, run result), passed as the
+    grader counts it (the reply is ok and the part's token was read back)."""
+    from course_utils.grading.guard import TOKEN_NAME, part_code
+
+    r = session.run(part_code(test, name, str(KIT.parent), token, forbidden, names), record=False,
+                    expressions={"t": TOKEN_NAME})
+    return r.status == "ok" and token in r.expressions.get("t", ""), r
+
+
+def watched_run(tmp_path, student_code, test, forbidden, names):
+    """A fresh kernel: the student's code, the grader's PREPARE_CODE, then :func:`run_part`."""
+    from course_utils.grading.execute import Session
+    from course_utils.grading.guard import PREPARE_CODE
+
+    with Session(tmp_path, cell_timeout=60) as session:
+        assert session.run(student_code).status == "ok"
+        session.run(PREPARE_CODE, record=False)
+        return run_part(session, test, forbidden, names)
+
+
 @pytest.mark.parametrize("case", [*SHORTCUTS, "honest"])
 def test_forbidden_calls_earn_nothing_but_the_test_may_use_the_reference(case, tmp_path):
-    from course_utils.grading.execute import Session
-    from course_utils.grading.guard import PREPARE_CODE, TOKEN_NAME, forbidden_calls, part_code
+    from course_utils.grading.guard import forbidden_calls
 
-    kit = str(KIT.parent)
-    with Session(tmp_path, cell_timeout=60) as session:
-        assert session.run(SHORTCUTS.get(case, HONEST_CONV)).status == "ok"
-        session.run(PREPARE_CODE, record=False)
-        r = session.run(part_code(FORBIDDEN_TEST, "t", kit, "tok3n", FORBIDDEN, ["conv2d"]), record=False,
-                        expressions={"t": TOKEN_NAME})
+    passed, r = watched_run(tmp_path, SHORTCUTS.get(case, HONEST_CONV), FORBIDDEN_TEST, FORBIDDEN, ["conv2d"])
     if case == "honest":
-        assert (r.status, "tok3n" in r.expressions["t"]) == ("ok", True), r.error
+        assert passed, r.error
     else:
-        assert r.status == "error" and "tok3n" not in r.expressions.get("t", "")
+        assert r.status == "error" and not passed
         called = forbidden_calls(r.evalue)
         assert called, r.error
         if case != "unhook":
@@ -351,19 +366,14 @@ NUMPY_SHORTCUTS = {  # numpy's public functions are dispatcher objects (numpy >=
 
 @pytest.mark.parametrize("case", NUMPY_SHORTCUTS)
 def test_numpy_shortcuts_are_seen_and_the_test_may_use_them(case, tmp_path):
-    from course_utils.grading.execute import Session
-    from course_utils.grading.guard import PREPARE_CODE, TOKEN_NAME, forbidden_calls, part_code
+    from course_utils.grading.guard import forbidden_calls
 
     forbidden = ["numpy.histogram", "numpy.bincount"]
-    with Session(tmp_path, cell_timeout=60) as session:
-        assert session.run(NUMPY_SHORTCUTS[case]).status == "ok"
-        session.run(PREPARE_CODE, record=False)
-        r = session.run(part_code(HISTOGRAM_TEST, "t", str(KIT.parent), "tok3n", forbidden, ["histogram"]),
-                        record=False, expressions={"t": TOKEN_NAME})
+    passed, r = watched_run(tmp_path, NUMPY_SHORTCUTS[case], HISTOGRAM_TEST, forbidden, ["histogram"])
     if case == "honest":
-        assert (r.status, "tok3n" in r.expressions["t"]) == ("ok", True), r.error
+        assert passed, r.error
     else:
-        assert r.status == "error" and "numpy.bincount" in forbidden_calls(r.evalue), r.error
+        assert not passed and r.status == "error" and "numpy.bincount" in forbidden_calls(r.evalue), r.error
 
 
 DISPATCH_TEST = """import numpy as np
@@ -380,15 +390,8 @@ check_close(conv2d(i, k), wrapper["library"](i, k), name="conv2d")
 
 
 def test_a_library_wrapper_the_test_calls_is_not_the_students_call(tmp_path):
-    from course_utils.grading.execute import Session
-    from course_utils.grading.guard import PREPARE_CODE, TOKEN_NAME, part_code
-
-    with Session(tmp_path, cell_timeout=60) as session:
-        assert session.run(HONEST_CONV).status == "ok"
-        session.run(PREPARE_CODE, record=False)
-        r = session.run(part_code(DISPATCH_TEST, "t", str(KIT.parent), "tok3n", FORBIDDEN, ["conv2d"]),
-                        record=False, expressions={"t": TOKEN_NAME})
-    assert (r.status, "tok3n" in r.expressions["t"]) == ("ok", True), r.error
+    passed, r = watched_run(tmp_path, HONEST_CONV, DISPATCH_TEST, FORBIDDEN, ["conv2d"])
+    assert passed, r.error
 
 
 def test_forbidden_lines_are_read_from_the_grade_cell():
@@ -413,19 +416,14 @@ DECORATED = {  # torch.no_grad() wraps every function it decorates in the same c
 
 @pytest.mark.parametrize("case", DECORATED)
 def test_a_decorated_reference_is_watched_not_its_decorator(case, tmp_path):
-    from course_utils.grading.execute import Session
-    from course_utils.grading.guard import PREPARE_CODE, TOKEN_NAME, forbidden_calls, part_code
+    from course_utils.grading.guard import forbidden_calls
 
     forbidden = ["course_utils.captioning.decoding.beam_search"]
-    with Session(tmp_path, cell_timeout=60) as session:
-        assert session.run(DECORATED[case]).status == "ok"
-        session.run(PREPARE_CODE, record=False)
-        r = session.run(part_code(DECORATED_TEST, "t", str(KIT.parent), "tok3n", forbidden, ["search"]),
-                        record=False, expressions={"t": TOKEN_NAME})
+    passed, r = watched_run(tmp_path, DECORATED[case], DECORATED_TEST, forbidden, ["search"])
     if case == "honest":
-        assert (r.status, "tok3n" in r.expressions["t"]) == ("ok", True), r.error
+        assert passed, r.error
     else:
-        assert r.status == "error" and forbidden_calls(r.evalue) == forbidden[0], r.error
+        assert not passed and r.status == "error" and forbidden_calls(r.evalue) == forbidden[0], r.error
 
 
 # --------------------------------------------------------------------------- the masters' forbidden lines
@@ -481,7 +479,7 @@ def test_the_masters_forbidden_lines_stop_shortcuts_that_pass_every_test(tmp_pat
     """Each shortcut passes every part of its exercise (visible checks and hidden tests) when nothing is watched,
     and none with the names of the master's `# forbidden:` line watched."""
     from course_utils.grading.execute import Session
-    from course_utils.grading.guard import PREPARE_CODE, TOKEN_NAME, forbidden_calls, part_code
+    from course_utils.grading.guard import PREPARE_CODE, forbidden_calls
     from course_utils.grading.markers import parse_master
 
     exercises = {}
@@ -500,9 +498,7 @@ def test_the_masters_forbidden_lines_stop_shortcuts_that_pass_every_test(tmp_pat
                 for forbidden in ([], ex.forbidden):
                     runs += 1
                     token = f"tok3n{runs}"  # a part that fails leaves the previous part's token in place
-                    r = session.run(part_code(part.code, part.name, str(KIT.parent), token, forbidden, ex.names),
-                                    record=False, expressions={"t": TOKEN_NAME})
-                    passed = r.status == "ok" and token in r.expressions.get("t", "")
+                    passed, r = run_part(session, part.code, forbidden, ex.names, part.name, token)
                     if not forbidden and not passed:
                         problems.append(f"{label} / {part.name}: the shortcut fails even unwatched: {r.error}")
                     elif forbidden and (passed or not forbidden_calls(r.evalue)):

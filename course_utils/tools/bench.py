@@ -207,7 +207,7 @@ def measure_scale(args: argparse.Namespace) -> int:
     """``--scale``: the stand-in Flickr8k written once, then every stage at each scale, then the report."""
     from course_utils.env import data_root, pick_device
 
-    start = time.perf_counter()
+    start, start_load = time.perf_counter(), os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     scales = args.scales or ((12, 24) if args.smoke else QUICK_SCALES if args.quick else SCALES)
     device = pick_device(args.device)
     root = (Path(args.data) if args.data else data_root() / "bench") / "scale"
@@ -233,7 +233,8 @@ def measure_scale(args: argparse.Namespace) -> int:
     command = "python -m course_utils bench --scale" + {"full": "", "quick": " --quick", "smoke": " --smoke"}[size]
     command += f" --scales {','.join(map(str, scales))}" if args.scales else ""
     out = report_path(args, size, kind="scale-")
-    write_section(out, "scale", scale_report(command, machine, results, loads, time.perf_counter() - start))
+    write_section(out, "scale", scale_report(command, machine, results, loads, time.perf_counter() - start,
+                                             start_load, torch.get_num_threads()))
     print(f"seconds: {time.perf_counter() - start:.0f}")
     print(f"written: {out}")
     return 0
