@@ -197,7 +197,7 @@ def growth(results: dict[int, dict[str, Any]]) -> dict[str, str]:
             text += (f": the vocabulary grew from {a['vocabulary']} to {b['vocabulary']} words, and the output layer "
                      "(512 x vocabulary per word, forward and backward) with it")  # fmt: skip
         elif per_item < 1 and slope > 0:
-            text += (f": linear with a fixed part, about {fixed:.0f} s ({FIXED_COSTS[stage]}) "
+            text += (f": linear with a fixed part, about {fixed:.2g} s ({FIXED_COSTS[stage]}) "
                      f"plus {1 / slope:.1f} {unit}/s")  # fmt: skip
         else:
             text += ": not explained by the sizes (see the load average of each scale)"
