@@ -189,6 +189,7 @@ if rank == 0:
     print("replicas identical:", all(torch.equal(x, everyone[0]) for x in everyone[1:]),
           "world", dist.get_world_size(), "running statistics", buffers)
     print("writes and evaluations per rank:", [c.int().tolist() for c in counts])
+dist.barrier()  # leave together, as placement does: a rank tearing gloo down alone can hang with torch 2.1
 dist.destroy_process_group()
 """
 
