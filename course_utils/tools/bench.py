@@ -48,7 +48,6 @@ they never overwrite the full report. Each kind of run replaces only its own sec
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -67,7 +66,14 @@ from course_utils.tools.bench_measures import (
 )
 from course_utils.tools.bench_memory import measure_memory
 from course_utils.tools.bench_notebooks import run_notebooks
-from course_utils.tools.bench_report import goal_text, machine_lines, report_line, write_report, write_section
+from course_utils.tools.bench_report import (
+    goal_text,
+    load_averages,
+    machine_lines,
+    report_line,
+    write_report,
+    write_section,
+)
 from course_utils.tools.bench_scale import (
     QUICK_SCALES,
     SCALES,
@@ -207,7 +213,7 @@ def measure_scale(args: argparse.Namespace) -> int:
     """``--scale``: the stand-in Flickr8k written once, then every stage at each scale, then the report."""
     from course_utils.env import data_root, pick_device
 
-    start, start_load = time.perf_counter(), os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    start, start_load = time.perf_counter(), load_averages()[0]
     scales = args.scales or ((12, 24) if args.smoke else QUICK_SCALES if args.quick else SCALES)
     device = pick_device(args.device)
     root = (Path(args.data) if args.data else data_root() / "bench") / "scale"
@@ -254,5 +260,5 @@ def _scales(text: str) -> tuple[int, ...]:
 
 def uptime() -> str:
     """The load averages, as ``uptime`` prints them."""
-    one, five, fifteen = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    one, five, fifteen = load_averages()
     return f"load average: {one:.2f}, {five:.2f}, {fifteen:.2f}"

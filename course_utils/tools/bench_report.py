@@ -17,6 +17,11 @@ from course_utils.tools.bench_data import GOALS, BenchData, Sizes
 
 
 # --------------------------------------------------------------------------- report
+def load_averages() -> tuple[float, float, float]:
+    """The 1, 5 and 15-minute load averages, as ``uptime`` prints them (NaN where the OS has none)."""
+    return os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+
+
 def machine_lines(device: torch.device) -> list[str]:
     """CPU model, cores, threads, load, device and versions, one ``key: value`` per line."""
     cpu = platform.processor() or platform.machine()
@@ -25,7 +30,7 @@ def machine_lines(device: torch.device) -> list[str]:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    load = load_averages()[0]
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "none"
     return [f"cpu: {cpu}", f"cores: {os.cpu_count()}", f"torch_threads: {torch.get_num_threads()}",
             f"load_average_at_start: {load:.2f}", f"device: {device.type}", f"gpu: {gpu}",
