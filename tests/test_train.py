@@ -149,48 +149,53 @@ sys.path.insert(0, {root!r})
 import course_utils.captioning.checkpoint as checkpoint
 import course_utils.captioning.train as train
 from course_utils.captioning.captioner import build_captioner
+from course_utils.captioning.distributed import placement
 from course_utils.caption_data.datasets import CaptionDataset, EvalDataset
 from course_utils.caption_data.formats import load_dataset
 from course_utils.vision.image_io import eval_transform
 from course_utils.sequence.text import tokenize
 from course_utils.sequence.vocab import Vocabulary
 
-dist.init_process_group("gloo")  # joined here, so fit leaves it for the comparison below
-rank = dist.get_rank()
-calls = {{"writes": 0, "evaluations": 0}}
-real_open, real_evaluate = checkpoint.atomic_open, train.evaluate
+def main(place):
+    rank, world = place.rank, place.world_size
+    calls = {{"writes": 0, "evaluations": 0}}
+    real_open, real_evaluate = checkpoint.atomic_open, train.evaluate
 
-def counted_open(*args, **kwargs):
-    calls["writes"] += 1
-    return real_open(*args, **kwargs)
+    def counted_open(*args, **kwargs):
+        calls["writes"] += 1
+        return real_open(*args, **kwargs)
 
-def counted_evaluate(*args, **kwargs):
-    calls["evaluations"] += 1
-    return real_evaluate(*args, **kwargs)
+    def counted_evaluate(*args, **kwargs):
+        calls["evaluations"] += 1
+        return real_evaluate(*args, **kwargs)
 
-checkpoint.atomic_open, train.evaluate = counted_open, counted_evaluate
-data = load_dataset({folder!r})
-vocab = Vocabulary.build([tokenize(c) for k in data.images("train") for c in data.captions[k]], min_freq=1)
-tf = eval_transform({size})
-torch.manual_seed(0)
-model = build_captioner({config!r} | {{"vocab_size": len(vocab)}})
-cfg = train.TrainConfig(epochs=1, batch_size=4, bleu_images=4, samples=1, progress=False, device="cpu",
-                        checkpoint={ckpt!r})
-train.fit(model, train.GroupedCaptions(CaptionDataset(data, "train", vocab, transform=tf), 2),
-          CaptionDataset(data, "val", vocab, transform=tf), vocab, cfg, eval_set=EvalDataset(data, "val", transform=tf))
-state = model.state_dict()
-flat = torch.cat([t.detach().double().flatten() for t in state.values()])  # parameters and buffers
-everyone = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
-dist.all_gather(everyone, flat)
-counts = [torch.zeros(2) for _ in range(dist.get_world_size())]
-dist.all_gather(counts, torch.tensor([calls["writes"], calls["evaluations"]], dtype=torch.float32))
-if rank == 0:
-    buffers = sum(b.numel() for name, b in model.named_buffers() if "running" in name)
-    print("replicas identical:", all(torch.equal(x, everyone[0]) for x in everyone[1:]),
-          "world", dist.get_world_size(), "running statistics", buffers)
-    print("writes and evaluations per rank:", [c.int().tolist() for c in counts])
-dist.barrier()  # leave together, as placement does: a rank tearing gloo down alone can hang with torch 2.1
-dist.destroy_process_group()
+    checkpoint.atomic_open, train.evaluate = counted_open, counted_evaluate
+    data = load_dataset({folder!r})
+    vocab = Vocabulary.build([tokenize(c) for k in data.images("train") for c in data.captions[k]], min_freq=1)
+    tf = eval_transform({size})
+    torch.manual_seed(0)
+    model = build_captioner({config!r} | {{"vocab_size": len(vocab)}})
+    cfg = train.TrainConfig(epochs=1, batch_size=4, bleu_images=4, samples=1, progress=False, device="cpu",
+                            checkpoint={ckpt!r})
+    train.fit(model, train.GroupedCaptions(CaptionDataset(data, "train", vocab, transform=tf), 2),
+              CaptionDataset(data, "val", vocab, transform=tf), vocab, cfg,
+              eval_set=EvalDataset(data, "val", transform=tf))
+    state = model.state_dict()
+    flat = torch.cat([t.detach().double().flatten() for t in state.values()])  # parameters and buffers
+    everyone = [torch.zeros_like(flat) for _ in range(world)]
+    dist.all_gather(everyone, flat)
+    counts = [torch.zeros(2) for _ in range(world)]
+    dist.all_gather(counts, torch.tensor([calls["writes"], calls["evaluations"]], dtype=torch.float32))
+    if rank == 0:
+        buffers = sum(b.numel() for name, b in model.named_buffers() if "running" in name)
+        print("replicas identical:", all(torch.equal(x, everyone[0]) for x in everyone[1:]),
+              "world", world, "running statistics", buffers)
+        print("writes and evaluations per rank:", [c.int().tolist() for c in counts])
+
+# the kit's own way in and out of the group: fit, inside it, leaves it to this block for the comparison,
+# and every rank leaves at once at the end
+with placement("cpu") as place:
+    main(place)
 """
 
 
