@@ -51,6 +51,33 @@ def test_side_by_side_alternates_and_averages():
     assert set(seconds) == {"kit", "baseline"} and all(s >= 0 for s in seconds.values())
 
 
+def test_record_products_sees_forward_and_backward_and_replay_does_the_same_arithmetic():
+    from course_utils.tools.bench_timing import count_flops, materialize, record_products, replay_products
+
+    torch.manual_seed(0)
+    layer, cell = torch.nn.Linear(24, 16), torch.nn.LSTMCell(16, 8)
+    x = torch.randn(5, 24)
+
+    def three_words():  # one weight used at every word, as in the decoder
+        h = c = torch.zeros(5, 8)
+        for _ in range(3):
+            h, c = cell(layer(x), (h, c))
+        h.sum().backward()
+
+    calls = record_products(three_words)
+    ops = Counter(func.__name__.split(".")[0] for func, _, _ in calls)
+    # forward: 3 words x (Linear, LSTM input, LSTM hidden); backward: the Linear's weight (x needs no
+    # gradient), the LSTM input's weight and input, the hidden weight, and the hidden input after word 1
+    assert ops == {"addmm": 9, "mm": 3 + 6 + 3 + 2}, ops
+    assert count_flops(replay_products(calls)) == count_flops(three_words) > 0
+    # the Linear's weight was one tensor at the three words: replayed, it is one buffer again
+    weight_ptrs = {args[2].untyped_storage().data_ptr() for func, args, _ in materialize(calls)
+                   if func.__name__.startswith("addmm") and args[2].shape == (24, 16)}  # fmt: skip
+    assert len(weight_ptrs) == 1
+    assert all(not isinstance(a, torch.Tensor) or a.abs().sum() > 0
+               for _, args, _ in materialize(calls) for a in args)  # random numbers, not empty memory # fmt: skip
+
+
 def test_bench_smoke_prints_every_measure_and_writes_the_report(tmp_path, capsys):
     out = tmp_path / "benchmarks.md"
     code = main(["bench", "--smoke", "--data", str(tmp_path / "data"), "--out", str(out), "--vocab-size", "0"])
@@ -61,6 +88,7 @@ def test_bench_smoke_prints_every_measure_and_writes_the_report(tmp_path, capsys
                  "peak_memory_mb"):  # fmt: skip
         assert re.search(rf"^{name}: {number}$", printed, re.M), f"no '{name}: <number>' line in:\n{printed}"
     assert re.search(rf"^decoder_matmul_share: {number}$", printed, re.M)
+    assert re.search(r"\(bound [0-9.]+: its [0-9]+ matrix products alone, replayed, [0-9]+ GFLOP/s\)", printed)
     assert re.search(r"^  kit .* bound \([0-9]+ \+ [0-9.]+\) / [0-9.]+ = [0-9.]+", printed, re.M)  # feature cache
     assert re.search(r"^notebook_suite_seconds: skipped", printed, re.M)
     if not torch.cuda.is_available():

@@ -22,7 +22,14 @@ from course_utils.tools.bench_data import (
     ratio,
     stepper,
 )
-from course_utils.tools.bench_timing import count_flops, cycle, side_by_side, timed
+from course_utils.tools.bench_timing import (
+    count_flops,
+    cycle,
+    record_products,
+    replay_products,
+    side_by_side,
+    timed,
+)
 
 
 def measure_feature_cache(bench: BenchData, sizes: Sizes, vocab_size: int, device: torch.device) -> dict[str, Any]:
@@ -42,17 +49,22 @@ def measure_feature_cache(bench: BenchData, sizes: Sizes, vocab_size: int, devic
         batches = cycle(caption_loader(bench, sizes, **source))
         step = stepper(model, optimizer, batches, device, kit_loss)
         sides[name], models[name] = (step, steps, step), model
-    seconds = side_by_side(sides, sizes.rounds, device)
     batch = next(iter(caption_loader(bench, sizes, features=bench.features)))
     inputs, captions, lengths = (t.to(device) for t in batch)
     kit = models["kit"]
-    step_gflop = count_flops(lambda: kit_loss(kit(inputs, captions, lengths)).backward()) / 1e9
+    forward_backward = lambda: kit_loss(kit(inputs, captions, lengths)).backward()  # noqa: E731
+    step_gflop = count_flops(forward_backward) / 1e9
+    calls = record_products(forward_backward)
+    products = replay_products(calls)  # the step's matrix products alone, for the bound of decoder_matmul_share
     kit.zero_grad(set_to_none=True)
+    sides["products"] = (products, sizes.cached_steps, products)
+    seconds = side_by_side(sides, sizes.rounds, device)
     images = torch.randn(sizes.batch, 3, MODEL_PX, MODEL_PX, device=device)
     with torch.no_grad():
         encoder_gflop = count_flops(lambda: models["baseline"].encoder(images)) / 1e9
     return ratio({k: 1 / v for k, v in seconds.items()}, "steps/s", decoder=kit.decoder, step_gflop=step_gflop,
-                 gflops=step_gflop / seconds["kit"], encoder_gflop=encoder_gflop,
+                 gflops=step_gflop / seconds["kit"], products_gflops=step_gflop / seconds["products"],
+                 products=len(calls), rows=len(lengths), encoder_gflop=encoder_gflop,
                  bound=(encoder_gflop + step_gflop) / step_gflop)  # fmt: skip
 
 

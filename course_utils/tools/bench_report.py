@@ -94,6 +94,24 @@ def missed_notes(results: dict[str, dict], vocab_size: int, peak: float) -> list
             "decoder's 25 MB of weights for 3 rows, which two cores with large caches do fast. A GPU, whose "
             "arithmetic is far faster than its memory, should show a larger gain (not measured here)."
         )
+    share = results.get("decoder_matmul_share", {})
+    if share.get("value") is not None and share["value"] < GOALS["decoder_matmul_share"]:
+        bound, goal = share.get("products_share", 0.0), GOALS["decoder_matmul_share"]
+        notes.append(
+            f"- `decoder_matmul_share`: the decoder's training step is {share.get('products', 0)} matrix products "
+            f"(forward and backward), most of them one per word with at most {share.get('rows', 0)} rows (the "
+            "LSTM's 2,304 x 1,024 and 256 x 1,024 weights, the gate's 256 x 2,048, the attention's 256 x 256, "
+            "each with its backward products) and a few large ones (the region projection, the output layer). "
+            f"Replayed alone, with the same shapes and memory layout on random numbers, they run at "
+            f"{share.get('products_gflops', 0):.0f} GFLOP/s: {bound:.2f} of the yardstick, the most any step made "
+            f"of them could reach here. The step reaches {share['value'] / max(bound, 1e-9) * 100:.0f} % of that; "
+            "the rest of its time is the element-wise work (attention's tanh and softmax, the LSTM gates), the "
+            "loss over the vocabulary, gradient clipping and Adam. "
+            + (f"The goal of {goal:g} is above what these products reach on this machine: only larger products "
+               "(a larger batch, or the LSTM's weight gradients summed over the words in one product) would "
+               "raise it." if bound < goal else
+               f"The products alone would meet the goal of {goal:g}: the step's other work is what misses it.")
+        )
     dec = results.get("decoder_speedup", {})
     if dec.get("value") is not None and dec["value"] < GOALS["decoder_speedup"]:
         notes.append(
