@@ -78,6 +78,15 @@ def test_record_products_sees_forward_and_backward_and_replay_does_the_same_arit
                for _, args, _ in materialize(calls) for a in args)  # random numbers, not empty memory # fmt: skip
 
 
+def test_matmul_share_divides_by_the_yardstick_of_the_same_rounds():
+    from course_utils.tools.bench import matmul_share
+
+    cache = {"gflops": 44.0, "products_gflops": 60.0, "matmul_gflops": 100.0, "products": 298, "rows": 32}
+    share = matmul_share(cache)
+    assert share["value"] == pytest.approx(0.44) and share["products_share"] == pytest.approx(0.60)
+    assert "bound 0.60: its 298 matrix products alone, replayed, 60 GFLOP/s" in share["note"]
+
+
 def test_bench_smoke_prints_every_measure_and_writes_the_report(tmp_path, capsys):
     out = tmp_path / "benchmarks.md"
     code = main(["bench", "--smoke", "--data", str(tmp_path / "data"), "--out", str(out), "--vocab-size", "0"])

@@ -29,6 +29,7 @@ from course_utils.tools.bench_timing import (
     replay_products,
     side_by_side,
     timed,
+    yardstick,
 )
 
 
@@ -58,13 +59,17 @@ def measure_feature_cache(bench: BenchData, sizes: Sizes, vocab_size: int, devic
     products = replay_products(calls)  # the step's matrix products alone, for the bound of decoder_matmul_share
     kit.zero_grad(set_to_none=True)
     sides["products"] = (products, sizes.cached_steps, products)
+    # the yardstick in the same rounds: shared cores speed up and slow down during a run
+    matmul, matmul_gflop = yardstick(device)
+    sides["matmul"] = (matmul, 5, matmul)
     seconds = side_by_side(sides, sizes.rounds, device)
     images = torch.randn(sizes.batch, 3, MODEL_PX, MODEL_PX, device=device)
     with torch.no_grad():
         encoder_gflop = count_flops(lambda: models["baseline"].encoder(images)) / 1e9
     return ratio({k: 1 / v for k, v in seconds.items()}, "steps/s", decoder=kit.decoder, step_gflop=step_gflop,
                  gflops=step_gflop / seconds["kit"], products_gflops=step_gflop / seconds["products"],
-                 products=len(calls), rows=len(lengths), encoder_gflop=encoder_gflop,
+                 products=len(calls), rows=len(lengths),
+                 matmul_gflops=matmul_gflop / seconds["matmul"], encoder_gflop=encoder_gflop,
                  bound=(encoder_gflop + step_gflop) / step_gflop)  # fmt: skip
 
 

@@ -53,11 +53,17 @@ def cycle(loader: Any) -> Iterator:
         yield from loader
 
 
-def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
-    """GFLOP/s of one large float32 matrix product ``(n, n) @ (n, n)``: about the most this
+def yardstick(device: torch.device, n: int = 2048) -> tuple[Callable[[], Any], float]:
+    """One large float32 matrix product ``(n, n) @ (n, n)`` and its GFLOP: about the most this
     machine's float32 arithmetic gives, the yardstick for the GFLOP/s of each side."""
     a = torch.randn(n, n, device=device)
-    return 2 * n**3 * repeats / timed(lambda: a @ a, repeats, device, warmup=2) / 1e9
+    return lambda: a @ a, 2 * n**3 / 1e9
+
+
+def matmul_gflops(device: torch.device, repeats: int = 5) -> float:
+    """GFLOP/s of the :func:`yardstick` product, timed once (the machine lines of a report)."""
+    product, gflop = yardstick(device)
+    return gflop * repeats / timed(product, repeats, device, warmup=2)
 
 
 def count_flops(fn: Callable[[], Any]) -> float:
