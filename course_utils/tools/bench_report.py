@@ -76,8 +76,8 @@ def missed_notes(results: dict[str, dict], vocab_size: int, peak: float) -> list
             f"Measured: {kit_s * 1000:.0f} ms against {base_s:.2f} s per step, so the decoder already runs at "
             f"{cache.get('gflops', 0):.0f} GFLOP/s against {(enc_g + dec_g) / base_s:.0f} for the baseline's step "
             "(its element-wise work, Adam and the per-word small products included; reading a batch from the "
-            f"cache takes about 2 ms), and one large matrix product reaches {peak:.0f} here "
-            f"(`decoder_matmul_share`). With the benchmark "
+            f"cache takes about 2 ms), and one large matrix product reaches {cache.get('matmul_gflops', peak):.0f} "
+            f"here in the same rounds (`decoder_matmul_share`). With the benchmark "
             "data's own small vocabulary (second line of the table) the decoder does less work."
         )
     beam = results.get("beam_batch_speedup", {})
